@@ -1,0 +1,2 @@
+//! Cluster layer: tokens, sharding, the storage proxy (coordinator).
+pub mod token;

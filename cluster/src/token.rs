@@ -1,0 +1,1 @@
+//! Murmur3 tokens and shard ownership.

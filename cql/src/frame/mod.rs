@@ -1,0 +1,1 @@
+//! CQL native protocol frames (v3/v4).

@@ -1,0 +1,1 @@
+//! CQL 3 lexer, parser and AST.

@@ -1,0 +1,1 @@
+//! Mutations, cells, tombstones, keys.

@@ -1,0 +1,1 @@
+//! CQL types, their wire encodings and byte-ordered key encodings.
