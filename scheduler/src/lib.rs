@@ -1,1 +1,24 @@
-//! scheduler
+//! The thin runtime Tessera runs on: shards (one glommio executor per core),
+//! cross-shard messaging, task queues, and the clock.
+//!
+//! Everything that touches threads, cores, the wall clock or another shard
+//! goes through this crate, so the rest of the server stays single-threaded
+//! per shard and a later move away from glommio stays contained here.
+//!
+//! ```no_run
+//! use scheduler::{run_shards, ShardSetConfig, smp};
+//!
+//! let results = run_shards(ShardSetConfig::new(2), |shard| async move {
+//!     // Every shard asks shard 0 for its id.
+//!     smp::submit_to(0, move || async move { (shard, smp::this_shard()) })
+//!         .await
+//!         .unwrap()
+//! })
+//! .unwrap();
+//! assert_eq!(results.len(), 2);
+//! ```
+pub mod clock;
+pub mod runtime;
+pub mod smp;
+
+pub use runtime::{run_shards, RuntimeError, ShardSetConfig};
