@@ -1,0 +1,179 @@
+//! Starts the real `tessera` binary on loopback with free ports and a
+//! temporary data directory, and connects real drivers to it.
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+/// One running server process; killed when dropped.
+pub struct TestNode {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub cql_port: u16,
+    pub shard_aware_port: u16,
+    pub prometheus_port: u16,
+    pub smp: usize,
+    extra_args: Vec<String>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl TestNode {
+    /// Starts a node with two shards.
+    pub fn start() -> TestNode {
+        Self::start_with(2, &[])
+    }
+
+    /// Starts a node with `smp` shards and extra command-line flags.
+    pub fn start_with(smp: usize, extra_args: &[&str]) -> TestNode {
+        let mut node = TestNode {
+            child: None,
+            dir: tempfile::tempdir().expect("temporary directory"),
+            cql_port: free_port(),
+            shard_aware_port: free_port(),
+            prometheus_port: free_port(),
+            smp,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = std::fs::File::create(self.log_path()).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .arg("--smp")
+            .arg(self.smp.to_string())
+            .arg("--native-transport-port")
+            .arg(self.cql_port.to_string())
+            .arg("--native-shard-aware-transport-port")
+            .arg(self.shard_aware_port.to_string())
+            .arg("--prometheus-port")
+            .arg(self.prometheus_port.to_string())
+            .arg("--api-port")
+            .arg(free_port().to_string())
+            .arg("--data-file-directories")
+            .arg(data.join("data"))
+            .arg("--commitlog-directory")
+            .arg(data.join("commitlog"))
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        self.child = Some(command.spawn().expect("start tessera"));
+        self.wait_listening();
+    }
+
+    /// Where the server's output goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("tessera.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addrs = [self.cql_port, self.shard_aware_port, self.prometheus_port];
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("tessera exited early with {status}:\n{}", self.log());
+            }
+            if addrs
+                .iter()
+                .all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tessera did not start listening in time:\n{}", self.log());
+    }
+
+    /// The plain CQL address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.cql_port))
+    }
+
+    /// A driver session (shard-aware when the server offers it).
+    pub async fn session(&self) -> Session {
+        SessionBuilder::new()
+            .known_node_addr(self.addr())
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()))
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        signal(&child, libc_sigterm());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tessera did not stop on SIGTERM:\n{}", self.log());
+    }
+
+    /// Stops (SIGTERM) and starts the server again on the same data and ports.
+    pub fn restart(&mut self) {
+        assert_eq!(self.stop(), Some(0), "clean exit:\n{}", self.log());
+        self.spawn();
+    }
+
+    /// Lines of the log at WARN or ERROR level.
+    pub fn log_problems(&self) -> Vec<String> {
+        BufReader::new(self.log().as_bytes())
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+            .collect()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn libc_sigterm() -> &'static str {
+    "-TERM"
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// A fresh keyspace name for one test.
+pub fn unique_keyspace(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
