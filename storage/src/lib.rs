@@ -1,4 +1,7 @@
 //! The storage engine of one shard: types, schema, mutations, memtables.
+pub mod database;
+pub mod error;
 pub mod memtable;
 pub mod model;
+pub mod table;
 pub mod types;
