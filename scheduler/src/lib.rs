@@ -22,3 +22,14 @@ pub mod runtime;
 pub mod smp;
 
 pub use runtime::{run_shards, RuntimeError, ShardSetConfig};
+
+/// Runs a blocking function (rare file work such as the schema file, or CPU
+/// work like password hashing) on the executor's blocking thread pool, so the
+/// shard's reactor keeps serving while it runs.
+pub async fn spawn_blocking<F, R>(func: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    glommio::executor().spawn_blocking(func).await
+}

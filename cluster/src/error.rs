@@ -1,0 +1,17 @@
+//! Errors of the cluster layer.
+use storage::error::StorageError;
+
+/// Why a request through the storage proxy failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    #[error("storage error on shard {shard}: {source}")]
+    Storage { shard: usize, source: StorageError },
+    #[error("cannot reach shard {shard}: {source}")]
+    Shard {
+        shard: usize,
+        source: scheduler::smp::SmpError,
+    },
+    #[error("schema change failed: {0}")]
+    Schema(String),
+}

@@ -1,0 +1,158 @@
+//! The storage proxy: the coordinator every statement executes through.
+//!
+//! It owns the question "which shard (and later, which replicas) hold this
+//! data". On one node, a mutation or a single-partition read goes to the
+//! shard that owns its token (`Sharder::shard_of`, the biased-token
+//! round-robin that shard-aware drivers compute too), in one message; a
+//! range scan asks every shard for its part and merges the answers in ring
+//! order.
+//!
+//! Statements that arrive on the owning shard (the shard-aware drivers'
+//! normal case) run inline with no message at all.
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use storage::model::{DecoratedKey, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId};
+
+use crate::error::ProxyError;
+use crate::local;
+use crate::token::Sharder;
+
+/// The coordinator handle of one shard. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StorageProxy {
+    sharder: Sharder,
+}
+
+impl StorageProxy {
+    /// A proxy over `shard_count` shards with the default `ignore_msb`.
+    pub fn new(shard_count: usize) -> Self {
+        let count = u32::try_from(shard_count).expect("shard count fits in u32");
+        StorageProxy {
+            sharder: Sharder::with_default_ignore_msb(count),
+        }
+    }
+
+    /// The sharding function.
+    pub fn sharder(&self) -> &Sharder {
+        &self.sharder
+    }
+
+    /// The shard that owns `token`.
+    pub fn shard_of(&self, token: i64) -> usize {
+        self.sharder.shard_of(token) as usize
+    }
+
+    /// Applies mutations, each on the shard owning its partition, and waits
+    /// for all of them.
+    pub async fn mutate(&self, mutations: Vec<Mutation>) -> Result<(), ProxyError> {
+        let mut by_shard: BTreeMap<usize, Vec<Mutation>> = BTreeMap::new();
+        for mutation in mutations {
+            by_shard
+                .entry(self.shard_of(mutation.key.token))
+                .or_default()
+                .push(mutation);
+        }
+        let calls = by_shard.into_iter().map(|(shard, batch)| async move {
+            let applied = scheduler::smp::submit_to(shard, move || async move {
+                local::with_db(|db| batch.iter().try_for_each(|m| db.apply(m)))
+            })
+            .await;
+            flatten(shard, applied)
+        });
+        join_all(calls).await.into_iter().collect()
+    }
+
+    /// Reads one partition's slice on its owning shard.
+    pub async fn read_partition(
+        &self,
+        table: TableId,
+        key: DecoratedKey,
+        slice: SliceQuery,
+        now_secs: i32,
+    ) -> Result<Option<PartitionResult>, ProxyError> {
+        let shard = self.shard_of(key.token);
+        let read = scheduler::smp::submit_to(shard, move || async move {
+            local::with_db(|db| db.read_partition(table, &key, &slice, now_secs))
+        })
+        .await;
+        flatten(shard, read)
+    }
+
+    /// Reads the live partitions of `range` in ring order from every shard,
+    /// at most `partition_limit` partitions and `slice.row_limit` rows.
+    pub async fn scan(
+        &self,
+        table: TableId,
+        range: PartitionRange,
+        slice: SliceQuery,
+        partition_limit: usize,
+        now_secs: i32,
+    ) -> Result<Vec<PartitionResult>, ProxyError> {
+        let shards = self.sharder.shard_count() as usize;
+        let calls = (0..shards).map(|shard| {
+            let range = range.clone();
+            let slice = slice.clone();
+            async move {
+                let part = scheduler::smp::submit_to(shard, move || async move {
+                    local::with_db(|db| db.scan(table, &range, &slice, partition_limit, now_secs))
+                })
+                .await;
+                flatten(shard, part)
+            }
+        });
+        let mut merged = Vec::new();
+        for part in join_all(calls).await {
+            merged.extend(part?);
+        }
+        // Each shard's part is in ring order; a stable sort merges them.
+        merged.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(trim_to_limits(merged, &slice, partition_limit))
+    }
+
+    /// Drops all data of `table` on every shard.
+    pub async fn truncate(&self, table: TableId) -> Result<(), ProxyError> {
+        let shards = self.sharder.shard_count() as usize;
+        let calls = (0..shards).map(|shard| async move {
+            let done = scheduler::smp::submit_to(shard, move || async move {
+                local::with_db(|db| db.truncate(table))
+            })
+            .await;
+            flatten(shard, done)
+        });
+        join_all(calls).await.into_iter().collect()
+    }
+}
+
+fn flatten<T>(
+    shard: usize,
+    result: Result<Result<T, storage::error::StorageError>, scheduler::smp::SmpError>,
+) -> Result<T, ProxyError> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(ProxyError::Storage { shard, source }),
+        Err(source) => Err(ProxyError::Shard { shard, source }),
+    }
+}
+
+/// Cuts merged scan results down to the partition and row limits the
+/// shards each applied separately.
+fn trim_to_limits(
+    merged: Vec<PartitionResult>,
+    slice: &SliceQuery,
+    partition_limit: usize,
+) -> Vec<PartitionResult> {
+    let mut rows_left = slice.row_limit;
+    let mut out = Vec::new();
+    for mut partition in merged {
+        if out.len() >= partition_limit || rows_left == 0 {
+            break;
+        }
+        if partition.rows.len() > rows_left {
+            partition.rows.truncate(rows_left);
+        }
+        rows_left -= partition.rows.len().max(1).min(rows_left);
+        out.push(partition);
+    }
+    out
+}
