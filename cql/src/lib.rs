@@ -1,3 +1,12 @@
-//! The CQL layer: native protocol frames, the CQL parser, statement execution.
+//! The CQL layer: the native protocol server, the CQL parser, and statement
+//! preparation and execution.
+//!
+//! `cql` executes every statement through `cluster`'s storage proxy and
+//! never names a memtable or an SSTable, so one node and a cluster run the
+//! same statement code.
+pub mod error;
 pub mod frame;
+pub mod functions;
+pub mod metadata;
 pub mod parser;
+pub mod values;

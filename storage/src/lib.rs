@@ -5,3 +5,4 @@ pub mod memtable;
 pub mod model;
 pub mod table;
 pub mod types;
+pub mod schema;

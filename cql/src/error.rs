@@ -1,0 +1,109 @@
+//! The CQL layer's error type and its one mapping to protocol error codes.
+//!
+//! The code is the contract with drivers (they retry, re-prepare or give up
+//! by code); the message carries the detail for the person reading it.
+use bytes::Bytes;
+use cluster::ProxyError;
+use storage::types::TypeError;
+
+use crate::frame::{ErrorCode, ErrorDetail, ErrorResponse};
+use crate::parser::SyntaxError;
+
+/// Why a statement failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CqlError {
+    #[error("{0}")]
+    Syntax(#[from] SyntaxError),
+    /// The statement is well formed but not valid (unknown table, wrong type, ...).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{message}")]
+    AlreadyExists {
+        keyspace: String,
+        table: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("Prepared query with ID {} not found (either the query was not prepared on this host (maybe the host has been restarted?) or you have prepared too many queries and it has been evicted from the internal cache)", hex(.0))]
+    Unprepared(Bytes),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("Operation timed out")]
+    Timeout { write: bool },
+    #[error("internal error: {0}")]
+    Server(String),
+}
+
+fn hex(bytes: &Bytes) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Shorthand for an Invalid error.
+pub fn invalid(message: impl Into<String>) -> CqlError {
+    CqlError::Invalid(message.into())
+}
+
+impl From<TypeError> for CqlError {
+    fn from(error: TypeError) -> Self {
+        CqlError::Invalid(error.to_string())
+    }
+}
+
+impl From<ProxyError> for CqlError {
+    fn from(error: ProxyError) -> Self {
+        CqlError::Server(error.to_string())
+    }
+}
+
+impl CqlError {
+    /// The protocol error code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CqlError::Syntax(_) => ErrorCode::SyntaxError,
+            CqlError::Invalid(_) => ErrorCode::Invalid,
+            CqlError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            CqlError::Config(_) => ErrorCode::ConfigError,
+            CqlError::Unprepared(_) => ErrorCode::Unprepared,
+            CqlError::Protocol(_) => ErrorCode::ProtocolError,
+            CqlError::Unauthorized(_) => ErrorCode::Unauthorized,
+            CqlError::Timeout { write: true } => ErrorCode::WriteTimeout,
+            CqlError::Timeout { write: false } => ErrorCode::ReadTimeout,
+            CqlError::Server(_) => ErrorCode::ServerError,
+        }
+    }
+
+    /// The ERROR response body for this error.
+    pub fn to_response(&self) -> ErrorResponse {
+        let detail = match self {
+            CqlError::AlreadyExists {
+                keyspace, table, ..
+            } => ErrorDetail::AlreadyExists {
+                keyspace: keyspace.clone(),
+                table: table.clone(),
+            },
+            CqlError::Unprepared(id) => ErrorDetail::Unprepared { id: id.clone() },
+            CqlError::Timeout { write: true } => ErrorDetail::WriteTimeout {
+                consistency: crate::frame::Consistency::One,
+                received: 0,
+                block_for: 1,
+                write_type: "SIMPLE".to_string(),
+            },
+            CqlError::Timeout { write: false } => ErrorDetail::ReadTimeout {
+                consistency: crate::frame::Consistency::One,
+                received: 0,
+                block_for: 1,
+                data_present: false,
+            },
+            _ => ErrorDetail::None,
+        };
+        ErrorResponse {
+            code: self.code(),
+            message: self.to_string(),
+            detail,
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Turning terms of a statement into wire values of a known type.
+//!
+//! A term is evaluated against the type of its receiver (the column it is
+//! assigned to or compared with), since CQL literals are untyped: `1` is an
+//! int for an int column and a bigint for a bigint one, `{}` is an empty map
+//! or set. Bind markers take the values the client sent, checked against the
+//! same type. [`BindSpecs`] records each marker's receiver while a statement
+//! is prepared, which becomes the bind metadata the drivers serialize by.
+use bytes::Bytes;
+use storage::types::{CqlType, Literal};
+
+use crate::error::{invalid, CqlError};
+use crate::frame::Value;
+use crate::parser::ast::{self, Constant, ConstantKind, Term};
+
+/// An evaluated term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluated {
+    Null,
+    /// A bind marker the client left unset: the assignment is skipped.
+    Unset,
+    Value(Bytes),
+}
+
+impl Evaluated {
+    /// The value, or an error naming `what` when it is null or unset.
+    pub fn required(self, what: &str) -> Result<Bytes, CqlError> {
+        match self {
+            Evaluated::Value(v) => Ok(v),
+            Evaluated::Null => Err(invalid(format!("Invalid null value for {what}"))),
+            Evaluated::Unset => Err(invalid(format!("Invalid unset value for {what}"))),
+        }
+    }
+}
+
+/// What a term is evaluated with: the bound values and the statement's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalContext<'a> {
+    pub values: &'a [Value],
+    pub now_micros: i64,
+}
+
+/// The receiver of each bind marker, by marker index.
+#[derive(Debug, Clone, Default)]
+pub struct BindSpecs {
+    pub specs: Vec<Option<(String, CqlType)>>,
+}
+
+impl BindSpecs {
+    /// Room for `count` markers.
+    pub fn new(count: usize) -> Self {
+        BindSpecs {
+            specs: vec![None; count],
+        }
+    }
+
+    /// Records that marker `index` receives `name` of type `ty`.
+    pub fn set(&mut self, index: usize, name: &str, ty: &CqlType) {
+        if let Some(slot) = self.specs.get_mut(index) {
+            *slot = Some((name.to_string(), ty.clone()));
+        }
+    }
+
+    /// Walks `term` as it would be evaluated against `ty`, recording markers.
+    pub fn collect(&mut self, term: &Term, name: &str, ty: &CqlType) {
+        match term {
+            Term::Bind(marker) => {
+                let name = marker.name.as_deref().unwrap_or(name);
+                self.set(marker.index, name, ty)
+            }
+            Term::List(items) | Term::Set(items) => {
+                if let Some(elem) = element_type(ty) {
+                    for item in items {
+                        self.collect(item, &format!("value({name})"), &elem);
+                    }
+                }
+            }
+            Term::Map(pairs) => {
+                if let CqlType::Map { key, value, .. } = ty {
+                    for (k, v) in pairs {
+                        self.collect(k, &format!("key({name})"), key);
+                        self.collect(v, &format!("value({name})"), value);
+                    }
+                }
+            }
+            Term::Tuple(items) => {
+                if let CqlType::Tuple(types) = ty {
+                    for (i, (item, t)) in items.iter().zip(types).enumerate() {
+                        self.collect(item, &format!("{name}[{i}]"), t);
+                    }
+                }
+            }
+            Term::Udt(fields) => {
+                if let CqlType::Udt(udt) = ty {
+                    for (field, item) in fields {
+                        if let Some((_, t)) = udt.fields.iter().find(|(f, _)| f == field) {
+                            self.collect(item, &format!("{name}.{field}"), t);
+                        }
+                    }
+                }
+            }
+            Term::TypeHint { term, .. } => self.collect(term, name, ty),
+            _ => {}
+        }
+    }
+
+    /// True when every marker has a receiver.
+    pub fn complete(&self) -> bool {
+        self.specs.iter().all(Option::is_some)
+    }
+}
+
+/// The element type of a list or set (for a map, its value type).
+pub fn element_type(ty: &CqlType) -> Option<CqlType> {
+    match ty {
+        CqlType::List { elem, .. } | CqlType::Set { elem, .. } => Some((**elem).clone()),
+        CqlType::Map { value, .. } => Some((**value).clone()),
+        _ => None,
+    }
+}
+
+/// Evaluates `term` as a value of type `ty`.
+pub fn eval(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Evaluated, CqlError> {
+    match term {
+        Term::Null => Ok(Evaluated::Null),
+        Term::Bind(marker) => bound_value(marker, ty, ctx),
+        Term::FunctionCall { name, args } => call_function(name, args, ty, ctx),
+        Term::TypeHint { term, .. } => eval(term, ty, ctx),
+        _ => {
+            let literal = to_literal(term, ty, ctx)?;
+            match ty.literal_to_value(&literal).map_err(|e| describe(e, term, ty))? {
+                Some(bytes) => Ok(Evaluated::Value(bytes)),
+                None => Ok(Evaluated::Null),
+            }
+        }
+    }
+}
+
+fn describe(error: storage::types::TypeError, term: &Term, ty: &CqlType) -> CqlError {
+    invalid(format!(
+        "Invalid {term} for type {}: {error}",
+        ty.cql_name(),
+        term = term_kind(term)
+    ))
+}
+
+fn term_kind(term: &Term) -> String {
+    match term {
+        Term::Constant(c) => match c.kind {
+            ConstantKind::String => format!("STRING constant ({})", c.text),
+            ConstantKind::Integer => format!("INTEGER constant ({})", c.text),
+            ConstantKind::Float => format!("FLOAT constant ({})", c.text),
+            _ => format!("constant ({})", c.text),
+        },
+        Term::List(_) => "list literal".to_string(),
+        Term::Set(_) => "set literal".to_string(),
+        Term::Map(_) | Term::EmptyBraces => "map literal".to_string(),
+        Term::Tuple(_) => "tuple literal".to_string(),
+        Term::Udt(_) => "user type literal".to_string(),
+        _ => "value".to_string(),
+    }
+}
+
+fn bound_value(
+    marker: &ast::BindMarker,
+    ty: &CqlType,
+    ctx: &EvalContext<'_>,
+) -> Result<Evaluated, CqlError> {
+    match ctx.values.get(marker.index) {
+        None => Err(invalid(format!(
+            "There were {} markers(?) in CQL but {} bound variables",
+            marker.index + 1,
+            ctx.values.len()
+        ))),
+        Some(Value::Null) => Ok(Evaluated::Null),
+        Some(Value::Unset) => Ok(Evaluated::Unset),
+        Some(Value::Bytes(bytes)) => {
+            ty.validate(bytes).map_err(|e| {
+                invalid(format!(
+                    "Exception while binding column {}: {e}",
+                    marker.name.as_deref().unwrap_or("?")
+                ))
+            })?;
+            Ok(Evaluated::Value(bytes.clone()))
+        }
+    }
+}
+
+/// Builds the literal for `term`; nested terms (which may hold markers or
+/// function calls) are evaluated first against their element types.
+fn to_literal(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Literal, CqlError> {
+    let nested = |t: &Term, ty: &CqlType| -> Result<Literal, CqlError> {
+        Ok(match eval(t, ty, ctx)? {
+            Evaluated::Value(v) => Literal::Value(v),
+            Evaluated::Null => Literal::Null,
+            Evaluated::Unset => return Err(invalid("Invalid unset value in a collection")),
+        })
+    };
+    Ok(match (term, ty) {
+        (Term::Constant(c), _) => constant_literal(c),
+        (Term::List(items), _) | (Term::Set(items), _) => {
+            let elem = element_type(ty).ok_or_else(|| describe_mismatch(term, ty))?;
+            let items = items.iter().map(|t| nested(t, &elem)).collect::<Result<_, _>>()?;
+            match (term, ty) {
+                (_, CqlType::Set { .. }) => Literal::Set(items),
+                _ => Literal::List(items),
+            }
+        }
+        (Term::Map(pairs), CqlType::Map { key, value, .. }) => Literal::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| Ok((nested(k, key)?, nested(v, value)?)))
+                .collect::<Result<_, CqlError>>()?,
+        ),
+        (Term::Udt(fields), CqlType::Udt(udt)) => Literal::Udt(
+            fields
+                .iter()
+                .map(|(name, t)| {
+                    let field_ty = udt
+                        .fields
+                        .iter()
+                        .find(|(f, _)| f == name)
+                        .map(|(_, ty)| ty)
+                        .ok_or_else(|| {
+                            invalid(format!("Unknown field '{name}' in value of user defined type {}", udt.name))
+                        })?;
+                    Ok((name.clone(), nested(t, field_ty)?))
+                })
+                .collect::<Result<_, CqlError>>()?,
+        ),
+        (Term::EmptyBraces, CqlType::Set { .. }) => Literal::Set(vec![]),
+        (Term::EmptyBraces, CqlType::Map { .. }) => Literal::Map(vec![]),
+        (Term::EmptyBraces, CqlType::Udt(_)) => Literal::Udt(vec![]),
+        (Term::Tuple(items), CqlType::Tuple(types)) => {
+            if items.len() > types.len() {
+                return Err(invalid(format!(
+                    "Invalid tuple literal: too many elements. Type {} expects {} but got {}",
+                    ty.cql_name(),
+                    types.len(),
+                    items.len()
+                )));
+            }
+            Literal::Tuple(
+                items
+                    .iter()
+                    .zip(types)
+                    .map(|(t, ty)| nested(t, ty))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        _ => return Err(describe_mismatch(term, ty)),
+    })
+}
+
+fn describe_mismatch(term: &Term, ty: &CqlType) -> CqlError {
+    invalid(format!(
+        "Invalid {} for type {}",
+        term_kind(term),
+        ty.cql_name()
+    ))
+}
+
+/// The literal form of a constant.
+pub fn constant_literal(c: &Constant) -> Literal {
+    match c.kind {
+        ConstantKind::String => Literal::String(c.text.clone()),
+        ConstantKind::Integer => Literal::Integer(c.text.clone()),
+        ConstantKind::Float => Literal::Float(c.text.clone()),
+        ConstantKind::Boolean => Literal::Boolean(c.text.eq_ignore_ascii_case("true")),
+        ConstantKind::Uuid => Literal::Uuid(c.text.clone()),
+        ConstantKind::Hex => Literal::Hex(c.text.clone()),
+        ConstantKind::Duration => Literal::Duration(c.text.clone()),
+    }
+}
+
+fn call_function(
+    name: &ast::QualifiedName,
+    args: &[Term],
+    ty: &CqlType,
+    ctx: &EvalContext<'_>,
+) -> Result<Evaluated, CqlError> {
+    let value = crate::functions::call_scalar(&name.name, args, ty, ctx)?;
+    Ok(value)
+}
