@@ -181,7 +181,7 @@ fn lz4_body(raw: &[u8]) -> Vec<u8> {
 
 #[test]
 fn lz4_bodies_are_decompressed_once_negotiated() {
-    let raw = b"\0\0\0\x10SELECT * FROM t;".repeat(1);
+    let raw = b"\0\0\0\x10SELECT * FROM t;".repeat(20);
     let mut decoder = FrameDecoder::new(1024);
     let mut buf = frame(
         4,

@@ -86,7 +86,7 @@ fn query_with_every_parameter() {
     assert_eq!(params, want);
 }
 
-fn execute_body(version: u8, flags: u8, values: &[i32]) -> BytesMut {
+fn execute_body(flags: u8, values: &[i32]) -> BytesMut {
     let mut body = BytesMut::new();
     put_short_bytes(&mut body, &[0xAA; 16]);
     put_short(&mut body, Consistency::One.code());
@@ -100,13 +100,12 @@ fn execute_body(version: u8, flags: u8, values: &[i32]) -> BytesMut {
             put_int(&mut body, *v);
         }
     }
-    let _ = version;
     body
 }
 
 #[test]
 fn execute_values_are_views_of_the_body() {
-    let body = execute_body(4, 0x01, &[0]).freeze();
+    let body = execute_body(0x01, &[0]).freeze();
     let got = Request::decode(4, Opcode::Execute, body.clone()).expect("valid");
     let Request::Execute { id, params } = got else {
         panic!("not execute");
@@ -124,7 +123,7 @@ fn execute_values_are_views_of_the_body() {
 
 #[test]
 fn named_values() {
-    let body = execute_body(4, 0x41, &[-1, -1]);
+    let body = execute_body(0x41, &[-1, -1]);
     let Request::Execute { params, .. } = decode(4, Opcode::Execute, body).expect("valid") else {
         panic!("not execute");
     };
@@ -137,7 +136,7 @@ fn named_values() {
 
 #[test]
 fn unset_is_refused_in_v3() {
-    let body = execute_body(3, 0x01, &[-2]);
+    let body = execute_body(0x01, &[-2]);
     assert!(matches!(
         decode(3, Opcode::Execute, body),
         Err(FrameError::InvalidValueLength {
@@ -145,7 +144,7 @@ fn unset_is_refused_in_v3() {
             version: 3
         })
     ));
-    let body = execute_body(4, 0x01, &[-3]);
+    let body = execute_body(0x01, &[-3]);
     assert!(decode(4, Opcode::Execute, body).is_err());
 }
 
