@@ -112,7 +112,9 @@ impl Database {
         partition_limit: usize,
         now_secs: i32,
     ) -> Result<Vec<PartitionResult>, StorageError> {
-        let results = self.existing(table)?.scan(range, cmd, partition_limit, now_secs);
+        let results = self
+            .existing(table)?
+            .scan(range, cmd, partition_limit, now_secs);
         self.count_reads(&results);
         Ok(results)
     }
@@ -165,12 +167,18 @@ mod tests {
         let mut db = Database::new();
         let id = uuid::Uuid::from_u128(7);
         let key = DecoratedKey::new(1, "k");
-        let m = Mutation::new(id, key.clone()).with_row("a", Row::with_marker(1, None).cell(1, Cell::live(1, "v")));
+        let m = Mutation::new(id, key.clone())
+            .with_row("a", Row::with_marker(1, None).cell(1, Cell::live(1, "v")));
         assert_eq!(db.apply(&m), Err(StorageError::UnknownTable { table: id }));
         db.create_table(id).expect("new table");
-        assert!(matches!(db.create_table(id), Err(StorageError::TableAlreadyExists { .. })));
+        assert!(matches!(
+            db.create_table(id),
+            Err(StorageError::TableAlreadyExists { .. })
+        ));
         db.apply(&m).expect("table exists");
-        let read = db.read_partition(id, &key, &SliceQuery::full(), 0).expect("table exists");
+        let read = db
+            .read_partition(id, &key, &SliceQuery::full(), 0)
+            .expect("table exists");
         assert_eq!(read.map(|r| r.rows.len()), Some(1));
         assert!(db.memory_bytes() > 0);
         assert_eq!(
@@ -183,7 +191,10 @@ mod tests {
             }
         );
         db.truncate(id).expect("table exists");
-        assert_eq!(db.scan(id, &PartitionRange::full(), &SliceQuery::full(), 10, 0), Ok(vec![]));
+        assert_eq!(
+            db.scan(id, &PartitionRange::full(), &SliceQuery::full(), 10, 0),
+            Ok(vec![])
+        );
         db.drop_table(id).expect("table exists");
         assert!(db.table(id).is_none());
     }

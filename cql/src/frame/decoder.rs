@@ -88,7 +88,9 @@ impl FrameDecoder {
         }
     }
 
-    /// Sets the compression negotiated by STARTUP (applies to later frames).
+    /// Sets the compression negotiated by STARTUP. It applies to frames decoded
+    /// after the call, so call it before decoding the frame after STARTUP
+    /// (drivers wait for READY before sending more, so nothing is in between).
     pub fn set_compression(&mut self, compression: Option<Compression>) {
         self.compression = compression;
     }

@@ -130,7 +130,7 @@ impl FrameError {
     /// and this one leaves the connection usable.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            Self::FrameTooLarge { .. } => ErrorCode::Invalid,
+            Self::FrameTooLarge { .. } | Self::DecompressedTooLarge { .. } => ErrorCode::Invalid,
             Self::RowWidth { .. } => ErrorCode::ServerError,
             Self::InFrame { source, .. } => source.error_code(),
             _ => ErrorCode::ProtocolError,

@@ -18,6 +18,35 @@
 //! connection can answer on a stream and go on, must answer and close, or must
 //! just close; [`FrameError::to_response`] gives the ERROR body to send.
 //!
+//! ```
+//! use bytes::BytesMut;
+//! use cql::frame::{encode_response, ErrorScope, FrameDecoder, Request, Response};
+//!
+//! let mut decoder = FrameDecoder::new(256 << 20);
+//! // An OPTIONS request on stream 1, as read from a socket.
+//! let mut input = BytesMut::from(&[0x04, 0, 0, 1, 0x05, 0, 0, 0, 0][..]);
+//! let mut output = BytesMut::new();
+//! loop {
+//!     match decoder.decode(&mut input) {
+//!         Ok(Some(frame)) => {
+//!             let request = Request::decode(frame.version, frame.opcode, frame.body);
+//!             assert_eq!(request, Ok(Request::Options));
+//!             let supported = Response::Supported(vec![("COMPRESSION".into(), vec!["lz4".into()])]);
+//!             encode_response(&mut output, frame.version, frame.stream, &supported, &[], None);
+//!         }
+//!         Ok(None) => break, // read more from the socket
+//!         Err(e) => match e.scope() {
+//!             ErrorScope::Stream { stream, version } => {
+//!                 let error = Response::Error(e.to_response());
+//!                 encode_response(&mut output, version, stream, &error, &[], None);
+//!             }
+//!             _ => break, // answer if asked to, then close
+//!         },
+//!     }
+//! }
+//! assert_eq!(output[0], 0x84);
+//! ```
+//!
 //! Why our own codec: it is the hot path of every request and the existing
 //! crates either allocate per value or are client-side only.
 

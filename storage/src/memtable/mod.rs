@@ -47,7 +47,11 @@ impl Memtable {
         self.memory_bytes = self.memory_bytes.saturating_add_signed(delta);
         // The recount is O(memtable); only unit tests afford it on every apply.
         #[cfg(test)]
-        assert_eq!(self.memory_bytes, self.recount_bytes(), "memory accounting drifted");
+        assert_eq!(
+            self.memory_bytes,
+            self.recount_bytes(),
+            "memory accounting drifted"
+        );
     }
 
     /// Approximate memory held, bytes.
@@ -108,7 +112,10 @@ pub trait PartitionSource {
     fn partition(&self, key: &DecoratedKey) -> Option<&Partition>;
 
     /// This source's partitions within `range`, in ring order.
-    fn partitions<'a>(&'a self, range: &'a PartitionRange) -> SortedSource<'a, DecoratedKey, Partition>;
+    fn partitions<'a>(
+        &'a self,
+        range: &'a PartitionRange,
+    ) -> SortedSource<'a, DecoratedKey, Partition>;
 }
 
 impl PartitionSource for Memtable {
@@ -116,7 +123,10 @@ impl PartitionSource for Memtable {
         self.get(key)
     }
 
-    fn partitions<'a>(&'a self, range: &'a PartitionRange) -> SortedSource<'a, DecoratedKey, Partition> {
+    fn partitions<'a>(
+        &'a self,
+        range: &'a PartitionRange,
+    ) -> SortedSource<'a, DecoratedKey, Partition> {
         Box::new(self.range(range))
     }
 }
@@ -134,12 +144,20 @@ mod tests {
     fn apply_keeps_newest_and_accounts_memory() {
         let table = uuid::Uuid::nil();
         let mut memtable = Memtable::new();
-        memtable.apply(&Mutation::new(table, key(1)).with_row("a", Row::new().cell(1, Cell::live(5, "new"))));
+        memtable.apply(
+            &Mutation::new(table, key(1)).with_row("a", Row::new().cell(1, Cell::live(5, "new"))),
+        );
         let after_first = memtable.memory_bytes();
         assert!(after_first > 0);
-        memtable.apply(&Mutation::new(table, key(1)).with_row("a", Row::new().cell(1, Cell::live(4, "older"))));
+        memtable.apply(
+            &Mutation::new(table, key(1)).with_row("a", Row::new().cell(1, Cell::live(4, "older"))),
+        );
         assert_eq!(memtable.memory_bytes(), after_first);
-        memtable.apply(&Mutation::partition_delete(table, key(2), Tombstone::new(1, 0)));
+        memtable.apply(&Mutation::partition_delete(
+            table,
+            key(2),
+            Tombstone::new(1, 0),
+        ));
         assert_eq!(memtable.partition_count(), 2);
         let row = &memtable.get(&key(1)).expect("written").rows["a".as_bytes()];
         assert_eq!(row.cells.values().next(), Some(&Cell::live(5, "new")));
@@ -150,7 +168,11 @@ mod tests {
         let table = uuid::Uuid::nil();
         let mut memtable = Memtable::new();
         for t in [-5, 0, 0, 3, 7] {
-            memtable.apply(&Mutation::partition_delete(table, key(t), Tombstone::new(1, 0)));
+            memtable.apply(&Mutation::partition_delete(
+                table,
+                key(t),
+                Tombstone::new(1, 0),
+            ));
         }
         let range = PartitionRange::tokens(Bound::Excluded(0), Bound::Included(7));
         let tokens: Vec<i64> = memtable.range(&range).map(|(k, _)| k.token).collect();

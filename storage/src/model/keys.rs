@@ -256,7 +256,10 @@ impl PartitionRange {
 mod tests {
     use super::*;
 
-    fn range(start: Option<(&'static [u8], bool)>, end: Option<(&'static [u8], bool)>) -> ClusteringRange {
+    fn range(
+        start: Option<(&'static [u8], bool)>,
+        end: Option<(&'static [u8], bool)>,
+    ) -> ClusteringRange {
         let bound = |(p, inclusive): (&'static [u8], bool)| ClusteringBound {
             prefix: Bytes::from_static(p),
             inclusive,
@@ -283,13 +286,22 @@ mod tests {
     #[test]
     fn successor_and_bounds() {
         assert_eq!(prefix_successor(b"ab"), Some(Bytes::from_static(b"ac")));
-        assert_eq!(prefix_successor(b"a\xff\xff"), Some(Bytes::from_static(b"b")));
+        assert_eq!(
+            prefix_successor(b"a\xff\xff"),
+            Some(Bytes::from_static(b"b"))
+        );
         assert_eq!(prefix_successor(b"\xff"), None);
         assert_eq!(prefix_successor(b""), None);
         assert!(range(Some((b"", false)), None).key_bounds().is_none());
-        assert!(range(Some((b"c", true)), Some((b"a", true))).key_bounds().is_none());
-        assert!(range(Some((b"a", false)), Some((b"a", true))).key_bounds().is_none());
-        assert!(range(Some((b"a", true)), Some((b"a", true))).key_bounds().is_some());
+        assert!(range(Some((b"c", true)), Some((b"a", true)))
+            .key_bounds()
+            .is_none());
+        assert!(range(Some((b"a", false)), Some((b"a", true)))
+            .key_bounds()
+            .is_none());
+        assert!(range(Some((b"a", true)), Some((b"a", true)))
+            .key_bounds()
+            .is_some());
     }
 
     #[test]

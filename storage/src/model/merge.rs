@@ -66,7 +66,10 @@ mod tests {
         let fwd = MergeByKey::new(vec![Box::new(a.iter()), Box::new(b.iter())], false);
         let got: Vec<_> = fwd.map(|(k, v)| (*k, v.len())).collect();
         assert_eq!(got, vec![(1, 1), (2, 1), (3, 2), (5, 1)]);
-        let rev = MergeByKey::new(vec![Box::new(a.iter().rev()), Box::new(b.iter().rev())], true);
+        let rev = MergeByKey::new(
+            vec![Box::new(a.iter().rev()), Box::new(b.iter().rev())],
+            true,
+        );
         let got: Vec<_> = rev.map(|(k, _)| *k).collect();
         assert_eq!(got, vec![5, 3, 2, 1]);
     }

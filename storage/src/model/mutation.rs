@@ -76,7 +76,8 @@ impl Mutation {
 
     /// Adds a range tombstone (builder style).
     pub fn with_range_tombstone(mut self, range: ClusteringRange, tombstone: Tombstone) -> Self {
-        self.range_tombstones.push(RangeTombstone { range, tombstone });
+        self.range_tombstones
+            .push(RangeTombstone { range, tombstone });
         self
     }
 
@@ -108,9 +109,17 @@ impl Mutation {
 
     /// Approximate size, bytes (for memory accounting and batch limits).
     pub fn size_bytes(&self) -> usize {
-        let rows: usize = self.rows.iter().map(|(k, r)| k.len() + r.size_bytes()).sum();
+        let rows: usize = self
+            .rows
+            .iter()
+            .map(|(k, r)| k.len() + r.size_bytes())
+            .sum();
         let statics = self.static_row.as_ref().map_or(0, Row::size_bytes);
-        let ranges: usize = self.range_tombstones.iter().map(RangeTombstone::size_bytes).sum();
+        let ranges: usize = self
+            .range_tombstones
+            .iter()
+            .map(RangeTombstone::size_bytes)
+            .sum();
         64 + self.key.key.len() + rows + statics + ranges
     }
 }

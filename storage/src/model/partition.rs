@@ -73,7 +73,11 @@ impl Partition {
 
     fn apply_range_tombstone(&mut self, rt: &RangeTombstone) -> isize {
         // CQL range deletes often repeat the same range; keep one entry per range.
-        match self.range_tombstones.iter_mut().find(|r| r.range == rt.range) {
+        match self
+            .range_tombstones
+            .iter_mut()
+            .find(|r| r.range == rt.range)
+        {
             Some(existing) => {
                 existing.tombstone = existing.tombstone.max(rt.tombstone);
                 0
@@ -88,9 +92,17 @@ impl Partition {
     /// Approximate memory footprint, bytes (computed from scratch; callers keep running
     /// totals from the deltas `apply` returns).
     pub fn size_bytes(&self) -> usize {
-        let rows: usize = self.rows.iter().map(|(k, r)| k.len() + r.size_bytes()).sum();
+        let rows: usize = self
+            .rows
+            .iter()
+            .map(|(k, r)| k.len() + r.size_bytes())
+            .sum();
         let statics = self.static_row.as_ref().map_or(0, Row::size_bytes);
-        let ranges: usize = self.range_tombstones.iter().map(RangeTombstone::size_bytes).sum();
+        let ranges: usize = self
+            .range_tombstones
+            .iter()
+            .map(RangeTombstone::size_bytes)
+            .sum();
         rows + statics + ranges
     }
 }

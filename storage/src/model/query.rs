@@ -204,7 +204,10 @@ fn as_slice(bound: &Bound<Bytes>) -> Bound<&[u8]> {
 }
 
 fn merge_static(versions: &[&Partition]) -> Option<Row> {
-    let rows: Vec<&Row> = versions.iter().filter_map(|p| p.static_row.as_ref()).collect();
+    let rows: Vec<&Row> = versions
+        .iter()
+        .filter_map(|p| p.static_row.as_ref())
+        .collect();
     (!rows.is_empty()).then(|| merge_versions(&rows).into_owned())
 }
 

@@ -144,16 +144,31 @@ mod tests {
 
     #[test]
     fn higher_timestamp_wins() {
-        assert_eq!(compare_cells(&Cell::live(2, "a"), &Cell::dead(1, 9)), Ordering::Greater);
-        assert_eq!(compare_cells(&Cell::live(1, "z"), &Cell::live(2, "a")), Ordering::Less);
+        assert_eq!(
+            compare_cells(&Cell::live(2, "a"), &Cell::dead(1, 9)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_cells(&Cell::live(1, "z"), &Cell::live(2, "a")),
+            Ordering::Less
+        );
     }
 
     #[test]
     fn tombstone_wins_equal_timestamp() {
-        assert_eq!(compare_cells(&Cell::dead(5, 0), &Cell::live(5, "zz")), Ordering::Greater);
+        assert_eq!(
+            compare_cells(&Cell::dead(5, 0), &Cell::live(5, "zz")),
+            Ordering::Greater
+        );
         let expiring = Cell::expiring(5, "zz", exp(10, 100));
-        assert_eq!(compare_cells(&Cell::dead(5, 0), &expiring), Ordering::Greater);
-        assert_eq!(compare_cells(&Cell::dead(5, 2), &Cell::dead(5, 1)), Ordering::Greater);
+        assert_eq!(
+            compare_cells(&Cell::dead(5, 0), &expiring),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_cells(&Cell::dead(5, 2), &Cell::dead(5, 1)),
+            Ordering::Greater
+        );
     }
 
     #[test]
@@ -169,8 +184,14 @@ mod tests {
 
     #[test]
     fn greater_value_wins_last() {
-        assert_eq!(compare_cells(&Cell::live(5, "b"), &Cell::live(5, "a")), Ordering::Greater);
-        assert_eq!(compare_cells(&Cell::live(5, "a"), &Cell::live(5, "a")), Ordering::Equal);
+        assert_eq!(
+            compare_cells(&Cell::live(5, "b"), &Cell::live(5, "a")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_cells(&Cell::live(5, "a"), &Cell::live(5, "a")),
+            Ordering::Equal
+        );
     }
 
     #[test]
@@ -178,7 +199,10 @@ mod tests {
         let a = RowMarker::new(5, None);
         let b = RowMarker::new(5, Some(exp(1, 10)));
         assert_eq!(compare_markers(&b, &a), Ordering::Greater);
-        assert_eq!(compare_markers(&RowMarker::new(6, None), &b), Ordering::Greater);
+        assert_eq!(
+            compare_markers(&RowMarker::new(6, None), &b),
+            Ordering::Greater
+        );
     }
 
     #[test]
