@@ -33,3 +33,20 @@ where
 {
     glommio::executor().spawn_blocking(func).await
 }
+
+/// Waits `duration` on the shard's timer.
+pub async fn sleep(duration: std::time::Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// Runs `future`, or gives up with `None` after `duration`.
+pub async fn with_timeout<F: std::future::Future>(
+    duration: std::time::Duration,
+    future: F,
+) -> Option<F::Output> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        glommio::timer::sleep(duration).await;
+        None
+    })
+    .await
+}
