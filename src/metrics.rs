@@ -539,53 +539,35 @@ struct Response {
 fn respond(registry: &MetricsRegistry, incoming: &Incoming) -> Response {
     let request = match incoming {
         Incoming::Request(request) => request,
-        Incoming::Malformed => {
-            return response(
-                400,
-                "Bad Request",
-                "text/plain",
-                b"bad request\n",
-                true,
-                true,
-            )
-        }
-        Incoming::TooLarge => {
-            return response(
-                431,
-                "Request Header Fields Too Large",
-                "text/plain",
-                b"request too large\n",
-                true,
-                true,
-            )
-        }
+        Incoming::Malformed => return plain(400, "Bad Request", true, true),
+        Incoming::TooLarge => return plain(431, "Request Header Fields Too Large", true, true),
     };
     let close = !request.keep_alive || request.has_body;
     let path = request.path.split('?').next().unwrap_or_default();
     let head_only = request.method == "HEAD";
     if path != "/metrics" {
-        return response(
-            404,
-            "Not Found",
-            "text/plain",
-            b"not found\n",
-            close,
-            !head_only,
-        );
+        return plain(404, "Not Found", close, !head_only);
     }
     if request.method != "GET" && !head_only {
-        return response(
-            405,
-            "Method Not Allowed",
-            "text/plain",
-            b"method not allowed\n",
-            close,
-            true,
-        );
+        return plain(405, "Method Not Allowed", close, true);
     }
     let text = registry.encode_text();
     let content_type = format!("{}; charset=utf-8", prometheus::TEXT_FORMAT);
     response(200, "OK", &content_type, text.as_bytes(), close, !head_only)
+}
+
+/// A response whose body is its reason phrase.
+fn plain(status: u16, reason: &str, close: bool, with_body: bool) -> Response {
+    let body = format!("{reason}\n");
+    let content_type = "text/plain; charset=utf-8";
+    response(
+        status,
+        reason,
+        content_type,
+        body.as_bytes(),
+        close,
+        with_body,
+    )
 }
 
 fn response(
@@ -597,9 +579,10 @@ fn response(
     with_body: bool,
 ) -> Response {
     let connection = if close { "close" } else { "keep-alive" };
+    let length = body.len();
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {length}\r\nConnection: {connection}\r\n\r\n"
     );
     let mut bytes = head.into_bytes();
     if with_body {
@@ -780,6 +763,34 @@ mod tests {
             panic!("complete head");
         };
         assert!(!closing.keep_alive && closing.has_body);
+    }
+
+    fn answer(registry: &MetricsRegistry, head: &[u8]) -> (String, bool) {
+        let Parsed::Done(incoming) = parse_request(head) else {
+            panic!("complete head");
+        };
+        let response = respond(registry, &incoming);
+        (
+            String::from_utf8(response.bytes).expect("utf-8"),
+            response.close,
+        )
+    }
+
+    #[test]
+    fn responses_follow_method_path_and_connection() {
+        let registry = sample_registry();
+        let (text, close) = answer(&registry, b"HEAD /metrics?x=1 HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n"));
+        assert!(text.contains("Content-Type: text/plain; version=0.0.4") && !close);
+        let (text, close) = answer(
+            &registry,
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+        );
+        assert!(text.starts_with("HTTP/1.1 405 ") && close, "{text}");
+        let (text, close) = answer(&registry, b"GET /metrics HTTP/1.0\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 ") && text.contains("Connection: close") && close);
+        let (text, close) = answer(&registry, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 404 ") && !close);
     }
 
     /// Sends `request` and reads one response: (status, connection header, body).
