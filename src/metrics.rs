@@ -1,0 +1,875 @@
+//! Node metrics: the per-shard series and the HTTP endpoint Prometheus scrapes.
+//!
+//! Design:
+//! - One process-wide [`MetricsRegistry`] holds each metric family once; every series carries a
+//!   `shard="N"` label. A shard asks for its [`ShardMetrics`] once at start, which resolves all
+//!   of that shard's children up front (one per opcode, statement kind and known error code).
+//!   The hot path is then a relaxed atomic add on a child no other shard touches: no label
+//!   lookup, no lock, no shared cache line. Looking children up per increment would take the
+//!   family's label-map lock, which every shard shares.
+//! - Per-shard registries merged at scrape time were the alternative; they need a merge step
+//!   that keeps one `# TYPE` line per family, and buy nothing once children are pre-resolved.
+//! - The endpoint is a minimal HTTP/1.1 responder (GET /metrics only) on a glommio listener
+//!   on shard 0, because a general HTTP server would bring in a second async runtime. Requests
+//!   are bounded in size, connections in number and idle time.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+use glommio::net::{TcpListener, TcpStream};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Prefix of every metric name.
+const NAMESPACE: &str = "tessera";
+
+/// Latency buckets in seconds: 50 µs to 10 s in 1-2.5-5 steps.
+const LATENCY_BUCKETS_SECONDS: [f64; 17] = [
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// The request opcodes of the CQL protocol and their label values.
+const REQUEST_OPCODES: [(u8, &str); 8] = [
+    (0x01, "startup"),
+    (0x05, "options"),
+    (0x07, "query"),
+    (0x09, "prepare"),
+    (0x0A, "execute"),
+    (0x0B, "register"),
+    (0x0D, "batch"),
+    (0x0F, "auth_response"),
+];
+
+/// The error codes of the CQL protocol, pre-resolved so that counting one never takes a lock.
+const ERROR_CODES: [u32; 20] = [
+    0x0000, 0x000A, 0x0100, 0x1000, 0x1001, 0x1002, 0x1003, 0x1100, 0x1200, 0x1300, 0x1400, 0x1500,
+    0x1600, 0x1700, 0x2000, 0x2100, 0x2200, 0x2300, 0x2400, 0x2500,
+];
+
+/// The kind of a CQL statement, for `cql_statements_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    Batch,
+    /// CREATE, ALTER, DROP, TRUNCATE of keyspaces, tables, types, indexes, roles.
+    Ddl,
+    Use,
+    Other,
+}
+
+impl StatementKind {
+    const ALL: [StatementKind; 8] = [
+        Self::Select,
+        Self::Insert,
+        Self::Update,
+        Self::Delete,
+        Self::Batch,
+        Self::Ddl,
+        Self::Use,
+        Self::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Select => "select",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Batch => "batch",
+            Self::Ddl => "ddl",
+            Self::Use => "use",
+            Self::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The metric families of the process; cheap to clone (shared).
+#[derive(Clone)]
+pub struct MetricsRegistry {
+    families: Arc<Families>,
+}
+
+struct Families {
+    registry: Registry,
+    requests: IntCounterVec,
+    statements: IntCounterVec,
+    errors: IntCounterVec,
+    latency: HistogramVec,
+    connections: IntGaugeVec,
+    connections_total: IntCounterVec,
+    memtable_bytes: IntGaugeVec,
+    rows_read: IntCounterVec,
+    rows_written: IntCounterVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace(NAMESPACE)
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let family = IntCounterVec::new(opts(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(family.clone()))
+        .expect("metric names are unique");
+    family
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let family = IntGaugeVec::new(opts(name, help), &["shard"]).expect("valid metric definition");
+    registry
+        .register(Box::new(family.clone()))
+        .expect("metric names are unique");
+    family
+}
+
+impl Default for MetricsRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsRegistry {
+    /// A fresh registry with every family registered (tests use their own; the server uses
+    /// [`MetricsRegistry::global`]).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let latency_opts = HistogramOpts::new(
+            "cql_request_latency_seconds",
+            "CQL request latency from frame decoded to response queued",
+        )
+        .namespace(NAMESPACE)
+        .buckets(LATENCY_BUCKETS_SECONDS.to_vec());
+        let latency = HistogramVec::new(latency_opts, &["shard"]).expect("valid buckets");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("metric names are unique");
+        let families = Families {
+            requests: counter_vec(
+                r,
+                "cql_requests_total",
+                "CQL requests by opcode",
+                &["shard", "opcode"],
+            ),
+            statements: counter_vec(
+                r,
+                "cql_statements_total",
+                "CQL statements executed by kind",
+                &["shard", "kind"],
+            ),
+            errors: counter_vec(
+                r,
+                "cql_errors_total",
+                "CQL ERROR responses by error code",
+                &["shard", "code"],
+            ),
+            latency,
+            connections: gauge_vec(r, "cql_connections", "Open CQL connections"),
+            connections_total: counter_vec(
+                r,
+                "cql_connections_total",
+                "CQL connections accepted",
+                &["shard"],
+            ),
+            memtable_bytes: gauge_vec(r, "memtable_bytes", "Bytes held in memtables"),
+            rows_read: counter_vec(r, "rows_read_total", "Rows read by the replica", &["shard"]),
+            rows_written: counter_vec(
+                r,
+                "rows_written_total",
+                "Rows written by the replica",
+                &["shard"],
+            ),
+            registry,
+        };
+        Self {
+            families: Arc::new(families),
+        }
+    }
+
+    /// The process-wide registry the server exports.
+    pub fn global() -> &'static MetricsRegistry {
+        static GLOBAL: OnceLock<MetricsRegistry> = OnceLock::new();
+        GLOBAL.get_or_init(MetricsRegistry::new)
+    }
+
+    /// The underlying registry, for modules that register families of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.families.registry
+    }
+
+    /// Resolves every series of `shard_id`; call once per shard and clone the result.
+    pub fn shard(&self, shard_id: u32) -> ShardMetrics {
+        ShardMetrics {
+            children: Arc::new(ShardChildren::resolve(
+                &self.families,
+                &shard_id.to_string(),
+            )),
+        }
+    }
+
+    /// Every family in the Prometheus text exposition format (version 0.0.4).
+    pub fn encode_text(&self) -> String {
+        let mut text = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.families.registry.gather(), &mut text)
+            .expect("encoding to a String cannot fail");
+        text
+    }
+}
+
+/// The metrics of the shard `shard_id` in the global registry.
+pub fn shard(shard_id: u32) -> ShardMetrics {
+    MetricsRegistry::global().shard(shard_id)
+}
+
+/// One shard's pre-resolved series; cheap to clone. Counting is a relaxed atomic add on
+/// series no other shard writes.
+#[derive(Clone)]
+pub struct ShardMetrics {
+    children: Arc<ShardChildren>,
+}
+
+struct ShardChildren {
+    shard: String,
+    requests: [IntCounter; REQUEST_OPCODES.len()],
+    requests_other: IntCounter,
+    statements: [IntCounter; StatementKind::ALL.len()],
+    errors: [IntCounter; ERROR_CODES.len()],
+    errors_family: IntCounterVec,
+    latency: Histogram,
+    connections: IntGauge,
+    connections_total: IntCounter,
+    memtable_bytes: IntGauge,
+    rows_read: IntCounter,
+    rows_written: IntCounter,
+}
+
+impl ShardChildren {
+    fn resolve(families: &Families, shard: &str) -> Self {
+        let labelled =
+            |family: &IntCounterVec, value: &str| family.with_label_values(&[shard, value]);
+        Self {
+            requests: REQUEST_OPCODES.map(|(_, name)| labelled(&families.requests, name)),
+            requests_other: labelled(&families.requests, "other"),
+            statements: StatementKind::ALL
+                .map(|kind| labelled(&families.statements, kind.as_str())),
+            errors: ERROR_CODES.map(|code| labelled(&families.errors, &error_code_label(code))),
+            errors_family: families.errors.clone(),
+            latency: families.latency.with_label_values(&[shard]),
+            connections: families.connections.with_label_values(&[shard]),
+            connections_total: families.connections_total.with_label_values(&[shard]),
+            memtable_bytes: families.memtable_bytes.with_label_values(&[shard]),
+            rows_read: families.rows_read.with_label_values(&[shard]),
+            rows_written: families.rows_written.with_label_values(&[shard]),
+            shard: shard.to_owned(),
+        }
+    }
+}
+
+fn error_code_label(code: u32) -> String {
+    format!("{code:#06x}")
+}
+
+impl ShardMetrics {
+    /// Counts one request frame with CQL `opcode` (unknown opcodes count as `other`).
+    pub fn request(&self, opcode: u8) {
+        let c = &self.children;
+        let index = REQUEST_OPCODES.iter().position(|(op, _)| *op == opcode);
+        index.map_or(&c.requests_other, |i| &c.requests[i]).inc();
+    }
+
+    /// Counts one executed statement.
+    pub fn statement(&self, kind: StatementKind) {
+        self.children.statements[kind.index()].inc();
+    }
+
+    /// Counts one ERROR response with CQL error `code`.
+    pub fn error(&self, code: u32) {
+        let c = &self.children;
+        match ERROR_CODES.iter().position(|known| *known == code) {
+            Some(i) => c.errors[i].inc(),
+            // Codes outside the protocol's list are rare enough to pay for a label lookup.
+            None => c
+                .errors_family
+                .with_label_values(&[c.shard.as_str(), &error_code_label(code)])
+                .inc(),
+        }
+    }
+
+    /// Records one request's latency.
+    pub fn observe_latency(&self, latency: Duration) {
+        self.children.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Counts a newly accepted CQL connection.
+    pub fn connection_opened(&self) {
+        self.children.connections.inc();
+        self.children.connections_total.inc();
+    }
+
+    /// Counts a closed CQL connection.
+    pub fn connection_closed(&self) {
+        self.children.connections.dec();
+    }
+
+    /// Sets the bytes this shard's memtables hold.
+    pub fn set_memtable_bytes(&self, bytes: u64) {
+        self.children
+            .memtable_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn rows_read(&self, rows: u64) {
+        self.children.rows_read.inc_by(rows);
+    }
+
+    pub fn rows_written(&self, rows: u64) {
+        self.children.rows_written.inc_by(rows);
+    }
+}
+
+/// Largest request head (request line and headers) accepted, in bytes.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// Most scrape connections served at once; more are closed on accept.
+const MAX_CONNECTIONS: usize = 32;
+/// A connection idle (or stalled) this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Prometheus endpoint: a bound listener and the registry it exports.
+pub struct MetricsServer {
+    listener: TcpListener,
+    registry: MetricsRegistry,
+}
+
+/// Binds `addr` and serves the registry until the task is dropped (which stops it).
+/// Run it on shard 0 with `glommio::spawn_local(serve_metrics(addr, registry))`.
+pub async fn serve_metrics(addr: SocketAddr, registry: MetricsRegistry) -> io::Result<()> {
+    MetricsServer::bind(addr, registry)?.run().await
+}
+
+impl MetricsServer {
+    /// Binds the listener; must be called on a glommio executor thread.
+    pub fn bind(addr: SocketAddr, registry: MetricsRegistry) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        Ok(Self { listener, registry })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Accepts and serves connections forever; dropping the task that runs it stops it.
+    /// Connection tasks are detached and end on their own within [`IDLE_TIMEOUT`].
+    pub async fn run(self) -> io::Result<()> {
+        let open = Rc::new(Cell::new(0usize));
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    // Running out of file descriptors must not spin the shard.
+                    tracing::warn!(%error, "metrics endpoint: accept failed");
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if open.get() >= MAX_CONNECTIONS {
+                tracing::warn!("metrics endpoint: connection limit reached, closing a new one");
+                continue;
+            }
+            let guard = ConnectionGuard::new(&open);
+            let registry = self.registry.clone();
+            glommio::spawn_local(async move {
+                if let Err(error) = serve_connection(stream, &registry).await {
+                    tracing::debug!(%error, "metrics endpoint: connection ended");
+                }
+                drop(guard);
+            })
+            .detach();
+        }
+    }
+}
+
+/// Counts an open connection for as long as it lives.
+struct ConnectionGuard {
+    open: Rc<Cell<usize>>,
+}
+
+impl ConnectionGuard {
+    fn new(open: &Rc<Cell<usize>>) -> Self {
+        open.set(open.get() + 1);
+        Self { open: open.clone() }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.open.set(self.open.get() - 1);
+    }
+}
+
+/// Serves requests on one connection until the client or a response closes it.
+async fn serve_connection(mut stream: TcpStream, registry: &MetricsRegistry) -> io::Result<()> {
+    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
+    let mut buffer = Vec::with_capacity(1024);
+    loop {
+        let Some(incoming) = read_request(&mut stream, &mut buffer).await? else {
+            return Ok(());
+        };
+        let response = respond(registry, &incoming);
+        stream.write_all(&response.bytes).await?;
+        stream.flush().await?;
+        match incoming {
+            Incoming::Request(request) if !response.close => {
+                buffer.drain(..request.consumed);
+            }
+            _ => return stream.close().await,
+        }
+    }
+}
+
+/// Reads until `buffer` holds a whole request head; `None` on a clean end of stream.
+async fn read_request(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> io::Result<Option<Incoming>> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        if !buffer.is_empty() {
+            match parse_request(buffer) {
+                Parsed::Incomplete => {}
+                Parsed::Done(incoming) => return Ok(Some(incoming)),
+            }
+        }
+        if buffer.len() >= MAX_REQUEST_BYTES {
+            return Ok(Some(Incoming::TooLarge));
+        }
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// A request head as far as the endpoint cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Request {
+    method: String,
+    path: String,
+    keep_alive: bool,
+    /// The request carries a body, which this endpoint never reads: answer, then close.
+    has_body: bool,
+    /// Bytes of the head, so pipelined requests after it stay in the buffer.
+    consumed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Incoming {
+    Request(Request),
+    Malformed,
+    TooLarge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Parsed {
+    Incomplete,
+    Done(Incoming),
+}
+
+fn parse_request(buffer: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    let consumed = match request.parse(buffer) {
+        Ok(httparse::Status::Complete(consumed)) => consumed,
+        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
+        Err(_) => return Parsed::Done(Incoming::Malformed),
+    };
+    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
+    else {
+        return Parsed::Done(Incoming::Malformed);
+    };
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+    };
+    let connection = header("connection").unwrap_or_default();
+    let has_token = |token: &str| connection.split(',').any(|t| t.trim() == token);
+    // HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 closes unless asked.
+    let keep_alive = if version >= 1 {
+        !has_token("close")
+    } else {
+        has_token("keep-alive")
+    };
+    let has_body = header("transfer-encoding").is_some()
+        || header("content-length").is_some_and(|len| len.trim() != "0");
+    Parsed::Done(Incoming::Request(Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        keep_alive,
+        has_body,
+        consumed,
+    }))
+}
+
+struct Response {
+    bytes: Vec<u8>,
+    close: bool,
+}
+
+fn respond(registry: &MetricsRegistry, incoming: &Incoming) -> Response {
+    let request = match incoming {
+        Incoming::Request(request) => request,
+        Incoming::Malformed => return plain(400, "Bad Request", true, true),
+        Incoming::TooLarge => return plain(431, "Request Header Fields Too Large", true, true),
+    };
+    let close = !request.keep_alive || request.has_body;
+    let path = request.path.split('?').next().unwrap_or_default();
+    let head_only = request.method == "HEAD";
+    if path != "/metrics" {
+        return plain(404, "Not Found", close, !head_only);
+    }
+    if request.method != "GET" && !head_only {
+        return plain(405, "Method Not Allowed", close, true);
+    }
+    let text = registry.encode_text();
+    let content_type = format!("{}; charset=utf-8", prometheus::TEXT_FORMAT);
+    response(200, "OK", &content_type, text.as_bytes(), close, !head_only)
+}
+
+/// A response whose body is its reason phrase.
+fn plain(status: u16, reason: &str, close: bool, with_body: bool) -> Response {
+    let body = format!("{reason}\n");
+    let content_type = "text/plain; charset=utf-8";
+    response(
+        status,
+        reason,
+        content_type,
+        body.as_bytes(),
+        close,
+        with_body,
+    )
+}
+
+fn response(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+    with_body: bool,
+) -> Response {
+    let connection = if close { "close" } else { "keep-alive" };
+    let length = body.len();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {length}\r\nConnection: {connection}\r\n\r\n"
+    );
+    let mut bytes = head.into_bytes();
+    if with_body {
+        bytes.extend_from_slice(body);
+    }
+    Response { bytes, close }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    fn sample_registry() -> MetricsRegistry {
+        let registry = MetricsRegistry::new();
+        let shard0 = registry.shard(0);
+        let shard1 = registry.shard(1);
+        shard0.request(0x07);
+        shard0.request(0x07);
+        shard0.request(0x42);
+        shard1.request(0x0A);
+        shard0.statement(StatementKind::Select);
+        shard1.statement(StatementKind::Insert);
+        shard0.error(0x2200);
+        shard1.error(0x9999);
+        shard0.observe_latency(Duration::from_micros(70));
+        shard0.observe_latency(Duration::from_secs(20));
+        shard1.connection_opened();
+        shard1.connection_opened();
+        shard1.connection_closed();
+        shard0.set_memtable_bytes(4096);
+        shard0.rows_read(3);
+        shard1.rows_written(5);
+        registry
+    }
+
+    fn parse(text: &str) -> prometheus_parse::Scrape {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        prometheus_parse::Scrape::parse(lines).expect("valid exposition text")
+    }
+
+    /// The value of the one sample named `metric` whose labels include every pair.
+    fn value(
+        scrape: &prometheus_parse::Scrape,
+        metric: &str,
+        labels: &[(&str, &str)],
+    ) -> prometheus_parse::Value {
+        let mut found = scrape.samples.iter().filter(|s| {
+            s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        });
+        let sample = found
+            .next()
+            .unwrap_or_else(|| panic!("no {metric} {labels:?}"));
+        assert!(found.next().is_none(), "several {metric} {labels:?}");
+        sample.value.clone()
+    }
+
+    fn check_scrape(text: &str) {
+        use prometheus_parse::Value::{Counter, Gauge, Histogram};
+        let scrape = parse(text);
+        let v = |metric: &str, labels: &[(&str, &str)]| value(&scrape, metric, labels);
+        assert_eq!(
+            v(
+                "tessera_cql_requests_total",
+                &[("shard", "0"), ("opcode", "query")]
+            ),
+            Counter(2.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_requests_total",
+                &[("shard", "0"), ("opcode", "other")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_requests_total",
+                &[("shard", "1"), ("opcode", "execute")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_requests_total",
+                &[("shard", "1"), ("opcode", "query")]
+            ),
+            Counter(0.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_statements_total",
+                &[("shard", "0"), ("kind", "select")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_statements_total",
+                &[("shard", "1"), ("kind", "insert")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_errors_total",
+                &[("shard", "0"), ("code", "0x2200")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(
+            v(
+                "tessera_cql_errors_total",
+                &[("shard", "1"), ("code", "0x9999")]
+            ),
+            Counter(1.0)
+        );
+        assert_eq!(v("tessera_cql_connections", &[("shard", "1")]), Gauge(1.0));
+        assert_eq!(
+            v("tessera_cql_connections_total", &[("shard", "1")]),
+            Counter(2.0)
+        );
+        assert_eq!(
+            v("tessera_memtable_bytes", &[("shard", "0")]),
+            Gauge(4096.0)
+        );
+        assert_eq!(
+            v("tessera_rows_read_total", &[("shard", "0")]),
+            Counter(3.0)
+        );
+        assert_eq!(
+            v("tessera_rows_written_total", &[("shard", "1")]),
+            Counter(5.0)
+        );
+        let Histogram(buckets) = v("tessera_cql_request_latency_seconds", &[("shard", "0")]) else {
+            panic!("latency is a histogram");
+        };
+        let count = |le: f64| buckets.iter().find(|b| b.less_than == le).map(|b| b.count);
+        assert_eq!(count(50e-6), Some(0.0));
+        assert_eq!(count(100e-6), Some(1.0));
+        assert_eq!(count(10.0), Some(1.0));
+        assert_eq!(count(f64::INFINITY), Some(2.0));
+    }
+
+    #[test]
+    fn text_has_every_series_labelled_by_shard() {
+        check_scrape(&sample_registry().encode_text());
+    }
+
+    #[test]
+    fn request_heads_parse() {
+        let Parsed::Done(Incoming::Request(request)) =
+            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /")
+        else {
+            panic!("complete head");
+        };
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", "/metrics")
+        );
+        assert!(request.keep_alive && !request.has_body);
+        assert_eq!(request.consumed, 34);
+        assert_eq!(
+            parse_request(b"GET /metrics HTTP/1.1\r\nHo"),
+            Parsed::Incomplete
+        );
+        assert_eq!(
+            parse_request(b"\x00\x01 nonsense\r\n\r\n"),
+            Parsed::Done(Incoming::Malformed)
+        );
+        let Parsed::Done(Incoming::Request(old)) = parse_request(b"GET / HTTP/1.0\r\n\r\n") else {
+            panic!("complete head");
+        };
+        assert!(!old.keep_alive);
+        let Parsed::Done(Incoming::Request(closing)) = parse_request(
+            b"POST /metrics HTTP/1.1\r\nConnection: Close\r\nContent-Length: 3\r\n\r\n",
+        ) else {
+            panic!("complete head");
+        };
+        assert!(!closing.keep_alive && closing.has_body);
+    }
+
+    fn answer(registry: &MetricsRegistry, head: &[u8]) -> (String, bool) {
+        let Parsed::Done(incoming) = parse_request(head) else {
+            panic!("complete head");
+        };
+        let response = respond(registry, &incoming);
+        (
+            String::from_utf8(response.bytes).expect("utf-8"),
+            response.close,
+        )
+    }
+
+    #[test]
+    fn responses_follow_method_path_and_connection() {
+        let registry = sample_registry();
+        let (text, close) = answer(&registry, b"HEAD /metrics?x=1 HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n"));
+        assert!(text.contains("Content-Type: text/plain; version=0.0.4") && !close);
+        let (text, close) = answer(
+            &registry,
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+        );
+        assert!(text.starts_with("HTTP/1.1 405 ") && close, "{text}");
+        let (text, close) = answer(&registry, b"GET /metrics HTTP/1.0\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 ") && text.contains("Connection: close") && close);
+        let (text, close) = answer(&registry, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 404 ") && !close);
+    }
+
+    /// Sends `request` and reads one response: (status, connection header, body).
+    fn exchange(stream: &mut std::net::TcpStream, request: &str) -> (u16, String, String) {
+        stream.write_all(request.as_bytes()).expect("send request");
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) =
+                response.parse(&buffer).expect("valid response")
+            {
+                let header = |name: &str| {
+                    let h = response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name));
+                    String::from_utf8_lossy(h.expect("header present").value).into_owned()
+                };
+                let length: usize = header("content-length").parse().expect("numeric length");
+                if buffer.len() >= head + length {
+                    let body = String::from_utf8_lossy(&buffer[head..head + length]).into_owned();
+                    return (response.code.expect("status"), header("connection"), body);
+                }
+            }
+            let read = stream.read(&mut chunk).expect("read response");
+            assert!(read > 0, "server closed mid-response");
+            buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    fn client_checks(addr: SocketAddr) {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        // Two requests on one kept-alive connection.
+        let (status, connection, body) =
+            exchange(&mut stream, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((status, connection.as_str()), (200, "keep-alive"));
+        check_scrape(&body);
+        let (status, connection, _) = exchange(
+            &mut stream,
+            "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!((status, connection.as_str()), (404, "close"));
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).expect("server closes");
+        assert!(rest.is_empty());
+
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let (status, _, _) = exchange(&mut stream, "BLAH\0 / HTTP/9\r\n\r\n");
+        assert_eq!(status, 400);
+
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_REQUEST_BYTES)
+        );
+        let (status, connection, _) = exchange(&mut stream, &huge);
+        assert_eq!((status, connection.as_str()), (431, "close"));
+    }
+
+    #[test]
+    fn serves_metrics_over_http() {
+        let registry = sample_registry();
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("glommio executor");
+        executor.run(async move {
+            let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+            let server = MetricsServer::bind(localhost, registry).expect("bind");
+            let addr = server.local_addr().expect("bound address");
+            let _server = glommio::spawn_local(server.run());
+            let client = std::thread::spawn(move || client_checks(addr));
+            while !client.is_finished() {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            if let Err(panic) = client.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+    }
+}
