@@ -394,13 +394,14 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Batch { using, plans, .. } => {
+                let batch_timestamp = Some(options.timestamp.unwrap_or(ctx.now_micros));
                 let mut all = Vec::new();
                 for plan in plans {
                     let mut effective = plan_using(plan);
                     if effective.timestamp.is_none() {
                         effective.timestamp = using.timestamp.clone();
                     }
-                    let params = modify::write_params(&effective, &plan.table, &ctx, options.timestamp)?;
+                    let params = modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
                     all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
                 }
                 self.with_deadline(true, async { Ok(self.proxy.mutate(all).await?) }).await?;
@@ -418,6 +419,37 @@ impl QueryProcessor {
             }
             Plan::Schema(statement) => self.execute_schema(statement, session_keyspace).await,
         }
+    }
+
+    /// Executes a protocol BATCH: every statement's mutations are built
+    /// with one default timestamp and applied together.
+    pub async fn execute_batch(
+        &self,
+        items: &[(Rc<Prepared>, Vec<Value>)],
+        client_timestamp: Option<i64>,
+    ) -> Result<Outcome, CqlError> {
+        let now_micros = scheduler::clock::now_micros();
+        let timestamp = Some(client_timestamp.unwrap_or(now_micros));
+        let mut all = Vec::new();
+        for (prepared, values) in items {
+            let Plan::Modify(plan) = &prepared.plan else {
+                return Err(invalid(
+                    "Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.",
+                ));
+            };
+            if values.len() != prepared.bind_specs.len() {
+                return Err(invalid(format!(
+                    "There were {} markers(?) in CQL but {} bound variables",
+                    prepared.bind_specs.len(),
+                    values.len()
+                )));
+            }
+            let ctx = EvalContext { values, now_micros };
+            let params = modify::write_params(plan.using(), &plan.table, &ctx, timestamp)?;
+            all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
+        }
+        self.with_deadline(true, async { Ok(self.proxy.mutate(all).await?) }).await?;
+        Ok(Outcome::result(ResultResponse::Void))
     }
 
     async fn with_deadline<T>(

@@ -50,3 +50,31 @@ pub async fn with_timeout<F: std::future::Future>(
     })
     .await
 }
+
+/// Sockets, as shards use them (SO_REUSEPORT listeners, `!Send` streams,
+/// and streams accepted to be handed to another shard).
+pub mod net {
+    pub use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
+}
+
+/// Shard-local synchronization.
+pub mod sync {
+    pub use glommio::sync::{Semaphore, StaticPermit};
+}
+
+/// Shard-local channels.
+pub mod channels {
+    pub use glommio::channels::local_channel::{new_bounded, new_unbounded, LocalReceiver, LocalSender};
+}
+
+/// Runs `future` on this shard in the background.
+pub fn spawn_local(future: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local(future).detach();
+}
+
+/// Runs `future` on this shard; dropping the returned task cancels it.
+pub fn spawn_local_task<T: 'static>(
+    future: impl std::future::Future<Output = T> + 'static,
+) -> glommio::Task<T> {
+    glommio::spawn_local(future)
+}
