@@ -176,7 +176,11 @@ impl CqlType {
         }
     }
 
-    fn decode_body(&self, r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    fn decode_body(
+        &self,
+        r: &mut KeyReader<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), &'static str> {
         match self {
             CqlType::Boolean => out.push(r.byte()?),
             CqlType::Tinyint
@@ -238,7 +242,10 @@ fn fields_framed(v: &[u8], max_fields: usize) -> bool {
 /// Encodes a clustering key or prefix: one component per value, in order.
 /// `values` may be shorter than `types` (a prefix), never longer.
 pub fn encode_clustering(types: &[(CqlType, bool)], values: &[&[u8]]) -> Vec<u8> {
-    debug_assert!(values.len() <= types.len(), "more values than clustering columns");
+    debug_assert!(
+        values.len() <= types.len(),
+        "more values than clustering columns"
+    );
     let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 3).sum());
     for ((ty, descending), value) in types.iter().zip(values) {
         ty.encode_key(value, *descending, &mut out);
@@ -546,7 +553,10 @@ fn rebuild_unscaled(
     Ok(BigInt::from_biguint(sign, magnitude).to_signed_bytes_be())
 }
 
-fn read_decimal_digits(r: &mut KeyReader<'_, '_>, digits: &mut Vec<u8>) -> Result<i64, &'static str> {
+fn read_decimal_digits(
+    r: &mut KeyReader<'_, '_>,
+    digits: &mut Vec<u8>,
+) -> Result<i64, &'static str> {
     let exponent = i64::from_be_bytes(r.array::<8>()?) ^ i64::MIN;
     loop {
         match r.byte()? {
@@ -670,7 +680,10 @@ mod tests {
         assert_eq!(enc(&CqlType::Int, &[0, 0, 0, 1], false), [3, 0x80, 0, 0, 1]);
         assert_eq!(enc(&CqlType::Int, &[], false), [2]);
         assert_eq!(enc(&CqlType::Int, &[], true), [0xFD]);
-        assert_eq!(enc(&CqlType::Text, b"a\0b", false), [3, b'a', 0, 0xFF, b'b', 0, 0]);
+        assert_eq!(
+            enc(&CqlType::Text, b"a\0b", false),
+            [3, b'a', 0, 0xFF, b'b', 0, 0]
+        );
     }
 
     #[test]

@@ -58,13 +58,25 @@ fn arb_type() -> impl Strategy<Value = CqlType> {
 fn fixed(size: usize) -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         vec(any::<u8>(), size),
-        vec(prop_oneof![Just(0u8), Just(0x7f), Just(0x80), Just(0xff)], size),
+        vec(
+            prop_oneof![Just(0u8), Just(0x7f), Just(0x80), Just(0xff)],
+            size
+        ),
     ]
     .boxed()
 }
 
 fn float_bits(size: usize) -> BoxedStrategy<Vec<u8>> {
-    let specials: Vec<f64> = vec![0.0, -0.0, 1.0, -1.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN];
+    let specials: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        -f64::NAN,
+    ];
     let special = proptest::sample::select(specials).prop_map(move |f| match size {
         4 => (f as f32).to_be_bytes().to_vec(),
         _ => f.to_be_bytes().to_vec(),
@@ -87,7 +99,9 @@ fn native_value(ty: &CqlType) -> BoxedStrategy<Vec<u8>> {
     match ty {
         CqlType::Float => float_bits(4),
         CqlType::Double => float_bits(8),
-        CqlType::Time => (0..NANOS_PER_DAY).prop_map(|n| n.to_be_bytes().to_vec()).boxed(),
+        CqlType::Time => (0..NANOS_PER_DAY)
+            .prop_map(|n| n.to_be_bytes().to_vec())
+            .boxed(),
         CqlType::Timeuuid => fixed(16)
             .prop_map(|mut v| {
                 v[6] = (v[6] & 0x0f) | 0x10;
@@ -107,7 +121,11 @@ fn native_value(ty: &CqlType) -> BoxedStrategy<Vec<u8>> {
                 v
             })
             .boxed(),
-        other => fixed(other.is_fixed_size().expect("remaining natives are fixed-size")),
+        other => fixed(
+            other
+                .is_fixed_size()
+                .expect("remaining natives are fixed-size"),
+        ),
     }
 }
 

@@ -19,7 +19,7 @@ use num_bigint::Sign;
 use super::super::compare::{decimal_parts, f32_of, f64_of, varint_minimal};
 use super::super::wire::{read_count, read_element, write_element};
 use super::super::CqlType;
-use super::{rebuild_unscaled, read_len, significant_fields, write_len, KeyReader};
+use super::{read_len, rebuild_unscaled, significant_fields, write_len, KeyReader};
 
 impl CqlType {
     /// Appends the ties part of a (possibly null) value.
@@ -119,10 +119,19 @@ fn apply_decimal_ties(
     let parts = decimal_parts(canonical).ok_or("bad canonical decimal")?;
     let unscaled = match parts.sign {
         Sign::NoSign => vec![0],
-        sign => rebuild_unscaled(sign, &parts.digits, parts.exponent, i32::from_be_bytes(scale))?,
+        sign => rebuild_unscaled(
+            sign,
+            &parts.digits,
+            parts.exponent,
+            i32::from_be_bytes(scale),
+        )?,
     };
     out.extend_from_slice(&scale);
-    let pad = if parts.sign == Sign::Minus { 0xFF } else { 0x00 };
+    let pad = if parts.sign == Sign::Minus {
+        0xFF
+    } else {
+        0x00
+    };
     out.extend(std::iter::repeat_n(pad, extra));
     out.extend_from_slice(&unscaled);
     Ok(())

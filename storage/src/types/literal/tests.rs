@@ -39,20 +39,36 @@ fn integers() {
     assert_eq!(value(&CqlType::Float, &int("1")), 1f32.to_be_bytes());
     assert_eq!(value(&CqlType::Double, &int("-2")), (-2f64).to_be_bytes());
     assert_eq!(value(&CqlType::Decimal, &int("12")), [0, 0, 0, 0, 12]);
-    assert_eq!(value(&CqlType::Timestamp, &int("1000")), 1000i64.to_be_bytes());
+    assert_eq!(
+        value(&CqlType::Timestamp, &int("1000")),
+        1000i64.to_be_bytes()
+    );
     assert_eq!(value(&CqlType::Date, &int("2147483648")), [0x80, 0, 0, 0]);
     assert_eq!(value(&CqlType::Time, &int("5")), 5i64.to_be_bytes());
-    assert!(matches!(fails(&CqlType::Tinyint, &int("128")), TypeError::OutOfRange { .. }));
-    assert!(matches!(fails(&CqlType::Int, &int("2147483648")), TypeError::OutOfRange { .. }));
+    assert!(matches!(
+        fails(&CqlType::Tinyint, &int("128")),
+        TypeError::OutOfRange { .. }
+    ));
+    assert!(matches!(
+        fails(&CqlType::Int, &int("2147483648")),
+        TypeError::OutOfRange { .. }
+    ));
     assert!(matches!(
         fails(&CqlType::Bigint, &int("9223372036854775808")),
         TypeError::OutOfRange { .. }
     ));
-    assert!(fails(&CqlType::Date, &int("-1")).to_string().contains("out of range"));
-    assert!(fails(&CqlType::Time, &int("86400000000000")).to_string().contains("time out"));
+    assert!(fails(&CqlType::Date, &int("-1"))
+        .to_string()
+        .contains("out of range"));
+    assert!(fails(&CqlType::Time, &int("86400000000000"))
+        .to_string()
+        .contains("time out"));
     let e = fails(&CqlType::Text, &int("1"));
     assert_eq!(e.to_string(), "Invalid INTEGER constant (1) for type text");
-    assert!(matches!(fails(&CqlType::Boolean, &int("1")), TypeError::IncompatibleLiteral { .. }));
+    assert!(matches!(
+        fails(&CqlType::Boolean, &int("1")),
+        TypeError::IncompatibleLiteral { .. }
+    ));
 }
 
 #[test]
@@ -61,43 +77,92 @@ fn floats() {
     assert_eq!(value(&CqlType::Float, &float("2.5e1")), 25f32.to_be_bytes());
     let nan = value(&CqlType::Double, &float("NaN"));
     assert!(f64::from_be_bytes(nan.try_into().unwrap()).is_nan());
-    assert_eq!(value(&CqlType::Float, &float("-Infinity")), f32::NEG_INFINITY.to_be_bytes());
-    assert_eq!(value(&CqlType::Decimal, &float("1.50")), [0, 0, 0, 2, 0, 150]);
+    assert_eq!(
+        value(&CqlType::Float, &float("-Infinity")),
+        f32::NEG_INFINITY.to_be_bytes()
+    );
+    assert_eq!(
+        value(&CqlType::Decimal, &float("1.50")),
+        [0, 0, 0, 2, 0, 150]
+    );
     assert_eq!(value(&CqlType::Decimal, &float("-0.1")), [0, 0, 0, 1, 0xff]);
-    assert_eq!(value(&CqlType::Decimal, &float("1e3")), [0xff, 0xff, 0xff, 0xfd, 1]);
-    assert!(fails(&CqlType::Decimal, &float("NaN")).to_string().contains("decimal"));
-    assert!(matches!(fails(&CqlType::Int, &float("1.5")), TypeError::IncompatibleLiteral { .. }));
-    assert!(fails(&CqlType::Double, &float("inf")).to_string().contains("double"));
+    assert_eq!(
+        value(&CqlType::Decimal, &float("1e3")),
+        [0xff, 0xff, 0xff, 0xfd, 1]
+    );
+    assert!(fails(&CqlType::Decimal, &float("NaN"))
+        .to_string()
+        .contains("decimal"));
+    assert!(matches!(
+        fails(&CqlType::Int, &float("1.5")),
+        TypeError::IncompatibleLiteral { .. }
+    ));
+    assert!(fails(&CqlType::Double, &float("inf"))
+        .to_string()
+        .contains("double"));
 }
 
 #[test]
 fn strings() {
     assert_eq!(value(&CqlType::Text, &string("héllo")), "héllo".as_bytes());
     assert_eq!(value(&CqlType::Ascii, &string("abc")), b"abc");
-    assert!(fails(&CqlType::Ascii, &string("é")).to_string().contains("ASCII"));
+    assert!(fails(&CqlType::Ascii, &string("é"))
+        .to_string()
+        .contains("ASCII"));
     assert_eq!(value(&CqlType::Inet, &string("127.0.0.1")), [127, 0, 0, 1]);
     let mut v6 = [0u8; 16];
     v6[15] = 1;
     assert_eq!(value(&CqlType::Inet, &string("::1")), v6);
-    assert!(fails(&CqlType::Inet, &string("1.2.3")).to_string().contains("inet"));
+    assert!(fails(&CqlType::Inet, &string("1.2.3"))
+        .to_string()
+        .contains("inet"));
     assert_eq!(value(&CqlType::Varint, &string("-1")), [0xff]);
-    assert_eq!(value(&CqlType::Decimal, &string("3.14")), [0, 0, 0, 2, 1, 0x3a]);
-    assert_eq!(value(&CqlType::Int, &Literal::Value(Bytes::new())), Vec::<u8>::new());
+    assert_eq!(
+        value(&CqlType::Decimal, &string("3.14")),
+        [0, 0, 0, 2, 1, 0x3a]
+    );
+    assert_eq!(
+        value(&CqlType::Int, &Literal::Value(Bytes::new())),
+        Vec::<u8>::new()
+    );
     assert_eq!(value(&CqlType::Uuid, &string("")), Vec::<u8>::new());
-    assert!(matches!(fails(&CqlType::Int, &string("1")), TypeError::IncompatibleLiteral { .. }));
-    assert!(matches!(fails(&CqlType::Blob, &string("00")), TypeError::IncompatibleLiteral { .. }));
+    assert!(matches!(
+        fails(&CqlType::Int, &string("1")),
+        TypeError::IncompatibleLiteral { .. }
+    ));
+    assert!(matches!(
+        fails(&CqlType::Blob, &string("00")),
+        TypeError::IncompatibleLiteral { .. }
+    ));
 }
 
 #[test]
 fn temporal() {
     let ts = |s| value(&CqlType::Timestamp, &string(s));
-    assert_eq!(ts("2011-02-03 04:05:00+0000"), 1_296_705_900_000i64.to_be_bytes());
-    assert_eq!(ts("2011-02-03T04:05:00.000+0000"), 1_296_705_900_000i64.to_be_bytes());
-    assert_eq!(ts("2011-02-03 04:05+01:00"), 1_296_702_300_000i64.to_be_bytes());
+    assert_eq!(
+        ts("2011-02-03 04:05:00+0000"),
+        1_296_705_900_000i64.to_be_bytes()
+    );
+    assert_eq!(
+        ts("2011-02-03T04:05:00.000+0000"),
+        1_296_705_900_000i64.to_be_bytes()
+    );
+    assert_eq!(
+        ts("2011-02-03 04:05+01:00"),
+        1_296_702_300_000i64.to_be_bytes()
+    );
     assert_eq!(ts("1296705900000"), 1_296_705_900_000i64.to_be_bytes());
-    assert!(fails(&CqlType::Timestamp, &string("2011-02-30")).to_string().contains("timestamp"));
-    assert_eq!(value(&CqlType::Date, &string("1970-01-01")), (1u32 << 31).to_be_bytes());
-    assert_eq!(value(&CqlType::Date, &string("2011-02-03")), ((1u32 << 31) + 15_008).to_be_bytes());
+    assert!(fails(&CqlType::Timestamp, &string("2011-02-30"))
+        .to_string()
+        .contains("timestamp"));
+    assert_eq!(
+        value(&CqlType::Date, &string("1970-01-01")),
+        (1u32 << 31).to_be_bytes()
+    );
+    assert_eq!(
+        value(&CqlType::Date, &string("2011-02-03")),
+        ((1u32 << 31) + 15_008).to_be_bytes()
+    );
     assert_eq!(
         value(&CqlType::Time, &string("08:12:54.123456789")),
         29_574_123_456_789i64.to_be_bytes()
@@ -107,7 +172,10 @@ fn temporal() {
 #[test]
 fn durations() {
     let d = |s: &str| value(&CqlType::Duration, &Literal::Duration(s.into()));
-    assert_eq!(d("1h30m"), [0x00, 0x00, 0xfc, 0x09, 0xd2, 0x92, 0x29, 0xe0, 0x00]);
+    assert_eq!(
+        d("1h30m"),
+        [0x00, 0x00, 0xfc, 0x09, 0xd2, 0x92, 0x29, 0xe0, 0x00]
+    );
     assert_eq!(d("-2d"), [0x00, 0x03, 0x00]);
     assert_eq!(d("P1Y2M3DT4H5M6S")[..2], [28, 6]);
     assert_eq!(d("P2W"), [0, 28, 0]);
@@ -124,20 +192,37 @@ fn uuids_booleans_blobs() {
     let v1 = "5b6962dd-3f90-11e6-8a6d-0800200c9a66";
     let v4 = "1e1f5a9c-2d46-4e4c-9d13-8f7f2e5d0f01";
     let parsed = uuid::Uuid::parse_str(v1).unwrap();
-    assert_eq!(value(&CqlType::Timeuuid, &Literal::Uuid(v1.into())), parsed.as_bytes());
+    assert_eq!(
+        value(&CqlType::Timeuuid, &Literal::Uuid(v1.into())),
+        parsed.as_bytes()
+    );
     assert_eq!(value(&CqlType::Uuid, &string(v4)).len(), 16);
     assert_eq!(
         fails(&CqlType::Timeuuid, &Literal::Uuid(v4.into())),
         TypeError::TimeuuidVersion { version: 4 }
     );
-    assert!(fails(&CqlType::Uuid, &Literal::Uuid("1234".into())).to_string().contains("uuid"));
+    assert!(fails(&CqlType::Uuid, &Literal::Uuid("1234".into()))
+        .to_string()
+        .contains("uuid"));
     assert_eq!(value(&CqlType::Boolean, &Literal::Boolean(true)), [1]);
-    assert_eq!(value(&CqlType::Blob, &Literal::Hex("0xCAFE".into())), [0xca, 0xfe]);
-    assert_eq!(value(&CqlType::Blob, &Literal::Hex("0x".into())), Vec::<u8>::new());
-    assert!(fails(&CqlType::Blob, &Literal::Hex("0xabc".into())).to_string().contains("even"));
-    assert!(fails(&CqlType::Blob, &Literal::Hex("0xzz".into())).to_string().contains("hex"));
+    assert_eq!(
+        value(&CqlType::Blob, &Literal::Hex("0xCAFE".into())),
+        [0xca, 0xfe]
+    );
+    assert_eq!(
+        value(&CqlType::Blob, &Literal::Hex("0x".into())),
+        Vec::<u8>::new()
+    );
+    assert!(fails(&CqlType::Blob, &Literal::Hex("0xabc".into()))
+        .to_string()
+        .contains("even"));
+    assert!(fails(&CqlType::Blob, &Literal::Hex("0xzz".into()))
+        .to_string()
+        .contains("hex"));
     assert_eq!(CqlType::Int.literal_to_value(&Literal::Null), Ok(None));
-    assert!(CqlType::Int.literal_to_value(&Literal::Value(Bytes::from_static(&[1]))).is_err());
+    assert!(CqlType::Int
+        .literal_to_value(&Literal::Value(Bytes::from_static(&[1])))
+        .is_err());
 }
 
 fn ints(xs: &[i32]) -> Vec<Literal> {
@@ -152,15 +237,24 @@ fn collections() {
         serialize_collection(&refs)
     };
     let list = CqlType::list(CqlType::Int, false);
-    assert_eq!(value(&list, &Literal::List(ints(&[3, 1, 3]))), enc(&[3, 1, 3]));
+    assert_eq!(
+        value(&list, &Literal::List(ints(&[3, 1, 3]))),
+        enc(&[3, 1, 3])
+    );
     let set = CqlType::set(CqlType::Int, true);
-    assert_eq!(value(&set, &Literal::Set(ints(&[3, -1, 3, 2]))), enc(&[-1, 2, 3]));
+    assert_eq!(
+        value(&set, &Literal::Set(ints(&[3, -1, 3, 2]))),
+        enc(&[-1, 2, 3])
+    );
     assert_eq!(value(&set, &Literal::Map(vec![])), enc(&[]));
     assert_eq!(
         fails(&list, &Literal::List(vec![Literal::Null])),
         TypeError::NullInCollection
     );
-    assert!(matches!(fails(&list, &Literal::Set(ints(&[1]))), TypeError::IncompatibleLiteral { .. }));
+    assert!(matches!(
+        fails(&list, &Literal::Set(ints(&[1]))),
+        TypeError::IncompatibleLiteral { .. }
+    ));
     let map = CqlType::map(CqlType::Text, CqlType::Int, false);
     let lit = Literal::Map(vec![
         (string("b"), int("1")),
@@ -169,10 +263,16 @@ fn collections() {
     ]);
     let three = 3i32.to_be_bytes();
     let two = 2i32.to_be_bytes();
-    assert_eq!(value(&map, &lit), serialize_map(&[(b"a", &two), (b"b", &three)]));
+    assert_eq!(
+        value(&map, &lit),
+        serialize_map(&[(b"a", &two), (b"b", &three)])
+    );
     let nested = CqlType::list(CqlType::set(CqlType::Int, false), false);
     let lit = Literal::List(vec![Literal::Set(ints(&[2, 1]))]);
-    assert_eq!(value(&nested, &lit), serialize_collection(&[Some(&enc(&[1, 2]))]));
+    assert_eq!(
+        value(&nested, &lit),
+        serialize_collection(&[Some(&enc(&[1, 2]))])
+    );
 }
 
 #[test]
@@ -183,15 +283,25 @@ fn tuples_and_udts() {
         value(&t, &Literal::Tuple(vec![int("1"), Literal::Null])),
         serialize_tuple(&[Some(&one), None])
     );
-    assert_eq!(value(&t, &Literal::Tuple(ints(&[1]))), serialize_tuple(&[Some(&one)]));
+    assert_eq!(
+        value(&t, &Literal::Tuple(ints(&[1]))),
+        serialize_tuple(&[Some(&one)])
+    );
     assert!(matches!(
         fails(&t, &Literal::Tuple(ints(&[1, 2, 3]))),
-        TypeError::TupleLiteralTooLong { expected: 2, actual: 3, .. }
+        TypeError::TupleLiteralTooLong {
+            expected: 2,
+            actual: 3,
+            ..
+        }
     ));
     let udt = CqlType::udt(
         "ks",
         "address",
-        vec![("street".into(), CqlType::Text), ("zip".into(), CqlType::Int)],
+        vec![
+            ("street".into(), CqlType::Text),
+            ("zip".into(), CqlType::Int),
+        ],
         true,
     );
     let lit = Literal::Udt(vec![("zip".into(), int("1"))]);
@@ -202,7 +312,10 @@ fn tuples_and_udts() {
         "Unknown field 'city' in value of user defined type address"
     );
     let dup = Literal::Udt(vec![("zip".into(), int("1")), ("zip".into(), int("2"))]);
-    assert!(matches!(fails(&udt, &dup), TypeError::DuplicateField { .. }));
+    assert!(matches!(
+        fails(&udt, &dup),
+        TypeError::DuplicateField { .. }
+    ));
 }
 
 #[test]
@@ -213,7 +326,10 @@ fn display_round_trips_through_literals() {
         (CqlType::Date, string("-0044-03-15")),
         (CqlType::Time, string("23:59:59.999999999")),
         (CqlType::Inet, string("2001:db8::1")),
-        (CqlType::Duration, Literal::Duration("-1y2mo3d4h5m6s7ms8us9ns".into())),
+        (
+            CqlType::Duration,
+            Literal::Duration("-1y2mo3d4h5m6s7ms8us9ns".into()),
+        ),
     ];
     for (ty, lit) in cases {
         let v = value(&ty, &lit);
