@@ -10,3 +10,7 @@ pub mod functions;
 pub mod metadata;
 pub mod parser;
 pub mod values;
+pub mod ddl;
+pub mod modify;
+pub mod processor;
+pub mod server;
