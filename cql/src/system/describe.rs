@@ -12,13 +12,67 @@ use super::rows::table_flags;
 
 /// Words that cannot be used as bare identifiers and so are always quoted.
 const RESERVED: &[&str] = &[
-    "add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by",
-    "columnfamily", "create", "delete", "desc", "describe", "drop", "entries", "execute",
-    "from", "full", "grant", "if", "in", "index", "infinity", "insert", "into", "is",
-    "keyspace", "limit", "materialized", "mbean", "mbeans", "modify", "nan", "norecursive",
-    "not", "null", "of", "on", "or", "order", "primary", "rename", "replace", "revoke",
-    "schema", "select", "set", "table", "to", "token", "truncate", "unlogged", "unset",
-    "update", "use", "using", "view", "where", "with",
+    "add",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "from",
+    "full",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "replace",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "truncate",
+    "unlogged",
+    "unset",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
+    "with",
 ];
 
 /// An identifier as CQL text: bare when it is lower-case and not reserved, else quoted.
@@ -91,7 +145,12 @@ pub fn describe_table(table: &TableDef) -> String {
     );
     let inline_key = table.partition_key_len() == 1 && table.clustering_key_len() == 0;
     for column in ordered_columns(table) {
-        let _ = write!(out, "    {} {}", quote_ident(&column.name), column.ty.cql_name());
+        let _ = write!(
+            out,
+            "    {} {}",
+            quote_ident(&column.name),
+            column.ty.cql_name()
+        );
         if column.kind == ColumnKind::Static {
             out.push_str(" static");
         }
@@ -114,7 +173,11 @@ pub fn describe_table(table: &TableDef) -> String {
 
 /// Key columns in key order, then the other columns by name.
 fn ordered_columns(table: &TableDef) -> Vec<&ColumnDef> {
-    let mut others: Vec<&ColumnDef> = table.columns.iter().filter(|c| !c.is_primary_key()).collect();
+    let mut others: Vec<&ColumnDef> = table
+        .columns
+        .iter()
+        .filter(|c| !c.is_primary_key())
+        .collect();
     others.sort_by(|a, b| a.name.cmp(&b.name));
     table
         .partition_key()
@@ -155,7 +218,10 @@ fn with_clauses(table: &TableDef) -> Vec<String> {
             .collect();
         clauses.push(format!("CLUSTERING ORDER BY ({})", order.join(", ")));
     }
-    clauses.push(format!("bloom_filter_fp_chance = {:?}", o.bloom_filter_fp_chance));
+    clauses.push(format!(
+        "bloom_filter_fp_chance = {:?}",
+        o.bloom_filter_fp_chance
+    ));
     clauses.push(format!("caching = {}", map_literal(&o.caching)));
     if let Some(cdc) = &o.cdc {
         clauses.push(format!("cdc = {}", map_literal(cdc)));
@@ -174,6 +240,9 @@ fn with_clauses(table: &TableDef) -> Vec<String> {
     ));
     clauses.push(format!("min_index_interval = {}", o.min_index_interval));
     clauses.push("read_repair_chance = 0.0".to_string());
-    clauses.push(format!("speculative_retry = {}", quote_string(&o.speculative_retry)));
+    clauses.push(format!(
+        "speculative_retry = {}",
+        quote_string(&o.speculative_retry)
+    ));
     clauses
 }

@@ -239,7 +239,10 @@ fn local_row(node: &NodeInfo, schema_version: Uuid) -> Values {
             enc::text(&node.supported_features.join(",")),
         ),
         ("thrift_version", enc::text(super::THRIFT_VERSION)),
-        ("tokens", enc::text_set(node.tokens.iter().map(i64::to_string))),
+        (
+            "tokens",
+            enc::text_set(node.tokens.iter().map(i64::to_string)),
+        ),
     ]
 }
 
@@ -258,7 +261,10 @@ fn peer_row(peer: &super::PeerInfo) -> Values {
             "supported_features",
             enc::text(&peer.supported_features.join(",")),
         ),
-        ("tokens", enc::text_set(peer.tokens.iter().map(i64::to_string))),
+        (
+            "tokens",
+            enc::text_set(peer.tokens.iter().map(i64::to_string)),
+        ),
     ]
 }
 
@@ -283,14 +289,20 @@ pub(crate) fn table_flags(table: &TableDef) -> Vec<&'static str> {
 
 fn option_values(options: &TableOptions, id: Uuid) -> Values {
     vec![
-        ("bloom_filter_fp_chance", enc::double(options.bloom_filter_fp_chance)),
+        (
+            "bloom_filter_fp_chance",
+            enc::double(options.bloom_filter_fp_chance),
+        ),
         ("caching", enc::text_map(&options.caching)),
         ("comment", enc::text(&options.comment)),
         ("compaction", enc::text_map(&options.compaction)),
         ("compression", enc::text_map(&options.compression)),
         ("crc_check_chance", enc::double(options.crc_check_chance)),
         ("dclocal_read_repair_chance", enc::double(0.0)),
-        ("default_time_to_live", enc::int(options.default_time_to_live)),
+        (
+            "default_time_to_live",
+            enc::int(options.default_time_to_live),
+        ),
         ("extensions", enc::empty_map()),
         ("gc_grace_seconds", enc::int(options.gc_grace_seconds)),
         ("id", enc::uuid(id)),

@@ -175,7 +175,12 @@ fn peers_table() -> TableDef {
         col("supported_features", CqlType::Text),
         col("tokens", text_set()),
     ];
-    table(SYSTEM, "peers", "information about known peers in the cluster", columns)
+    table(
+        SYSTEM,
+        "peers",
+        "information about known peers in the cluster",
+        columns,
+    )
 }
 
 fn size_estimates_table() -> TableDef {
@@ -187,7 +192,12 @@ fn size_estimates_table() -> TableDef {
         col("mean_partition_size", CqlType::Bigint),
         col("partitions_count", CqlType::Bigint),
     ];
-    table(SYSTEM, "size_estimates", "per-table primary range size estimates", columns)
+    table(
+        SYSTEM,
+        "size_estimates",
+        "per-table primary range size estimates",
+        columns,
+    )
 }
 
 /// The tables of the `system` keyspace.
@@ -206,7 +216,10 @@ fn table_option_columns() -> Vec<ColumnSpec> {
         col("crc_check_chance", CqlType::Double),
         col("dclocal_read_repair_chance", CqlType::Double),
         col("default_time_to_live", CqlType::Int),
-        col("extensions", CqlType::map(CqlType::Text, CqlType::Blob, true)),
+        col(
+            "extensions",
+            CqlType::map(CqlType::Text, CqlType::Blob, true),
+        ),
         col("gc_grace_seconds", CqlType::Int),
         col("id", CqlType::Uuid),
         col("max_index_interval", CqlType::Int),
