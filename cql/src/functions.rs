@@ -12,7 +12,14 @@ use crate::values::{eval, EvalContext, Evaluated};
 fn clock_seq_and_node() -> u64 {
     use std::sync::OnceLock;
     static NODE: OnceLock<u64> = OnceLock::new();
-    *NODE.get_or_init(|| u64::from_be_bytes(*uuid::Uuid::new_v4().as_bytes().first_chunk().expect("16 bytes")))
+    *NODE.get_or_init(|| {
+        u64::from_be_bytes(
+            *uuid::Uuid::new_v4()
+                .as_bytes()
+                .first_chunk()
+                .expect("16 bytes"),
+        )
+    })
 }
 
 /// A new time-based uuid for `micros`.
@@ -66,7 +73,8 @@ pub fn call_scalar(
         }
         "currentdate" => {
             no_args(name, args)?;
-            let date = types::timestamp_millis_to_date(millis).ok_or_else(|| invalid("date out of range"))?;
+            let date = types::timestamp_millis_to_date(millis)
+                .ok_or_else(|| invalid("date out of range"))?;
             value(date.to_be_bytes().to_vec())
         }
         "currenttime" => {
@@ -79,7 +87,11 @@ pub fn call_scalar(
         }
         "mintimeuuid" | "maxtimeuuid" => {
             let arg = eval(one_arg(name, args)?, &CqlType::Timestamp, ctx)?.required(name)?;
-            let ms = i64::from_be_bytes(arg.as_ref().try_into().map_err(|_| invalid("bad timestamp"))?);
+            let ms = i64::from_be_bytes(
+                arg.as_ref()
+                    .try_into()
+                    .map_err(|_| invalid("bad timestamp"))?,
+            );
             let id = if name == "mintimeuuid" {
                 types::min_timeuuid(ms)
             } else {
@@ -95,7 +107,8 @@ pub fn call_scalar(
 fn convert_time(name: &str, arg: &Term, ctx: &EvalContext<'_>) -> Result<Evaluated, CqlError> {
     // The argument is most often now() or a timeuuid marker.
     let raw = eval(arg, &CqlType::Timeuuid, ctx)?.required(name)?;
-    let millis = types::timeuuid_to_millis(&raw).ok_or_else(|| invalid(format!("Invalid argument to {name}")))?;
+    let millis = types::timeuuid_to_millis(&raw)
+        .ok_or_else(|| invalid(format!("Invalid argument to {name}")))?;
     let bytes = match name {
         "todate" => types::timestamp_millis_to_date(millis)
             .ok_or_else(|| invalid("date out of range"))?

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod functions;
 pub mod metadata;
 pub mod parser;
+pub mod system;
 pub mod values;
 pub mod ddl;
 pub mod modify;

@@ -128,7 +128,10 @@ pub fn eval(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Evaluate
         Term::TypeHint { term, .. } => eval(term, ty, ctx),
         _ => {
             let literal = to_literal(term, ty, ctx)?;
-            match ty.literal_to_value(&literal).map_err(|e| describe(e, term, ty))? {
+            match ty
+                .literal_to_value(&literal)
+                .map_err(|e| describe(e, term, ty))?
+            {
                 Some(bytes) => Ok(Evaluated::Value(bytes)),
                 None => Ok(Evaluated::Null),
             }
@@ -200,7 +203,10 @@ fn to_literal(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Litera
         (Term::Constant(c), _) => constant_literal(c),
         (Term::List(items), _) | (Term::Set(items), _) => {
             let elem = element_type(ty).ok_or_else(|| describe_mismatch(term, ty))?;
-            let items = items.iter().map(|t| nested(t, &elem)).collect::<Result<_, _>>()?;
+            let items = items
+                .iter()
+                .map(|t| nested(t, &elem))
+                .collect::<Result<_, _>>()?;
             match (term, ty) {
                 (_, CqlType::Set { .. }) => Literal::Set(items),
                 _ => Literal::List(items),
@@ -222,7 +228,10 @@ fn to_literal(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Litera
                         .find(|(f, _)| f == name)
                         .map(|(_, ty)| ty)
                         .ok_or_else(|| {
-                            invalid(format!("Unknown field '{name}' in value of user defined type {}", udt.name))
+                            invalid(format!(
+                                "Unknown field '{name}' in value of user defined type {}",
+                                udt.name
+                            ))
                         })?;
                     Ok((name.clone(), nested(t, field_ty)?))
                 })

@@ -562,12 +562,66 @@ pub enum Statement {
 
 /// Words that can never be an unquoted identifier.
 pub const RESERVED_WORDS: &[&str] = &[
-    "add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by",
-    "columnfamily", "create", "delete", "desc", "describe", "drop", "entries", "execute", "false",
-    "from", "full", "grant", "if", "in", "index", "infinity", "insert", "into", "is", "keyspace",
-    "limit", "materialized", "mbean", "mbeans", "modify", "nan", "norecursive", "not", "null",
-    "of", "on", "or", "order", "primary", "rename", "revoke", "schema", "select", "set", "table",
-    "to", "token", "true", "truncate", "unlogged", "update", "use", "using", "view", "where",
+    "add",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "false",
+    "from",
+    "full",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "true",
+    "truncate",
+    "unlogged",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
     "with",
 ];
 
@@ -654,8 +708,10 @@ impl fmt::Display for Term {
                 write!(f, "{{{}}}", parts.join(", "))
             }
             Term::Udt(fields) => {
-                let parts: Vec<String> =
-                    fields.iter().map(|(k, v)| format!("{}: {v}", Ident(k))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{}: {v}", Ident(k)))
+                    .collect();
                 write!(f, "{{{}}}", parts.join(", "))
             }
             Term::EmptyBraces => f.write_str("{}"),
