@@ -1,20 +1,48 @@
-//! The tessera server binary. Startup wiring lives in the node module (to come); for now main
-//! parses the command line and loads the configuration.
-
-#[allow(dead_code, reason = "accessors used once the node is wired up")]
+//! The tessera server binary: parses the command line and configuration,
+//! sets up logging, and runs the node (see `node`).
 mod config;
-#[allow(dead_code, reason = "wired into the node by the startup module")]
 mod metrics;
+mod node;
 
 use config::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
-    let config = cli.load_config()?;
-    match cli.command {
-        Some(Command::PrintConfig) => print!("{}", toml::to_string(&config)?),
-        Some(Command::CheckConfig) => println!("configuration is valid"),
-        Some(Command::Run) | None => anyhow::bail!("the server is not wired up yet"),
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tessera: {error:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log_level);
+    let result = match cli.command {
+        Some(Command::PrintConfig) => toml::to_string(&config)
+            .map(|text| print!("{text}"))
+            .map_err(anyhow::Error::from),
+        Some(Command::CheckConfig) => {
+            println!("configuration is valid");
+            Ok(())
+        }
+        Some(Command::Run) | None => node::run(config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("tessera: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
-    Ok(())
+}
+
+/// Readable logs on stderr at the configured level; `RUST_LOG` overrides.
+/// glommio logs through `log`, bridged so its warnings are seen.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -342,6 +342,14 @@ impl ShardMetrics {
     pub fn rows_written(&self, rows: u64) {
         self.children.rows_written.inc_by(rows);
     }
+
+    /// Brings the row counters up to the storage engine's running totals.
+    pub fn set_rows(&self, read_total: u64, written_total: u64) {
+        let read = &self.children.rows_read;
+        read.inc_by(read_total.saturating_sub(read.get()));
+        let written = &self.children.rows_written;
+        written.inc_by(written_total.saturating_sub(written.get()));
+    }
 }
 
 /// Largest request head (request line and headers) accepted, in bytes.

@@ -112,9 +112,10 @@ fn property_map(value: &PropertyValue) -> Option<OptionMap> {
 fn replication(map: OptionMap) -> Result<OptionMap, CqlError> {
     let class = map
         .get("class")
+        .cloned()
         .ok_or_else(|| CqlError::Config("Missing replication strategy class".into()))?;
-    let short = class.rsplit('.').next().unwrap_or(class);
-    let full = match short {
+    let short = class.rsplit('.').next().unwrap_or(&class).to_string();
+    let full = match short.as_str() {
         "SimpleStrategy" => "org.apache.cassandra.locator.SimpleStrategy",
         "NetworkTopologyStrategy" => "org.apache.cassandra.locator.NetworkTopologyStrategy",
         "LocalStrategy" => "org.apache.cassandra.locator.LocalStrategy",

@@ -15,3 +15,4 @@ pub mod ddl;
 pub mod modify;
 pub mod processor;
 pub mod server;
+pub mod select;

@@ -23,10 +23,10 @@ use scheduler::sync::Semaphore;
 use crate::error::CqlError;
 use crate::frame::{
     encode_response, Batch, BatchQuery, Compression, ErrorCode, ErrorResponse, ErrorScope, Event,
-    FrameDecoder, Opcode, QueryParameters, Request, RequestFrame, Response, ResultResponse,
+    FrameDecoder, QueryParameters, Request, RequestFrame, Response, ResultResponse,
     SchemaChange,
 };
-use crate::processor::{ExecOptions, Outcome, Plan, QueryProcessor};
+use crate::processor::{ExecOptions, Outcome, QueryProcessor};
 
 /// How many requests of one connection may run at once.
 const MAX_IN_FLIGHT_PER_CONNECTION: u64 = 1024;

@@ -51,11 +51,8 @@ impl ShardSetConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    #[error("cannot start {shards} shards: {source}")]
-    Start {
-        shards: usize,
-        source: glommio::GlommioError<()>,
-    },
+    #[error("cannot start {shards} shards: {message}")]
+    Start { shards: usize, message: String },
     #[error("shard {shard} failed: {message}")]
     ShardFailed { shard: usize, message: String },
     #[error("a shard count of zero is not a shard set")]
@@ -102,7 +99,7 @@ where
         })
         .map_err(|source| RuntimeError::Start {
             shards: config.shards,
-            source,
+            message: source.to_string(),
         })?;
     let mut results = Vec::with_capacity(config.shards);
     for (index, joined) in handles.join_all().into_iter().enumerate() {

@@ -1,0 +1,255 @@
+//! Starting a node: logging, directories, the node's identity, the shards,
+//! and an orderly stop on SIGINT/SIGTERM.
+//!
+//! Startup order matters: the schema is loaded before any shard starts, so
+//! every shard begins with the same snapshot; listeners are bound on every
+//! shard before the node reports itself ready; a stop first closes the
+//! listeners, then waits for requests in flight, then exits.
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cluster::{local, migration, StorageProxy};
+use cql::processor::{ProcessorConfig, QueryProcessor};
+use cql::server::{CqlServer, RequestObserver, ServerConfig};
+use cql::system::NodeInfo;
+use scheduler::net::TcpListener;
+use scheduler::{run_shards, ShardSetConfig};
+use serde::{Deserialize, Serialize};
+use storage::schema::Schema;
+
+use crate::config::Config;
+use crate::metrics::{self, MetricsRegistry, MetricsServer, ShardMetrics, StatementKind};
+
+/// How long a stopping node waits for requests in flight.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often shards refresh gauges and check for a stop.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The node's persistent identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NodeIdentity {
+    host_id: uuid::Uuid,
+    tokens: Vec<i64>,
+}
+
+/// Everything every shard needs to start, shared read-only.
+struct NodeShared {
+    config: Config,
+    schema: Arc<Schema>,
+    node: NodeInfo,
+    data_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    shard_count: usize,
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    raise_memlock_limit();
+    let data_dir = config
+        .data_file_directories
+        .first()
+        .cloned()
+        .context("data_file_directories is empty")?;
+    for dir in config.data_file_directories.iter().chain([&config.commitlog_directory]) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create directory {}", dir.display()))?;
+    }
+    let schema = migration::load_schema(&data_dir).context("load schema")?;
+    let identity = load_identity(&data_dir, config.num_tokens)?;
+    let shard_count = config.effective_smp() as usize;
+    let rpc_address: IpAddr = config.rpc_address.parse().context("rpc_address is not an IP address")?;
+    let mut node = NodeInfo::single(
+        &config.cluster_name,
+        rpc_address,
+        config.native_transport_port,
+        identity.host_id,
+        identity.tokens.clone(),
+    );
+    node.data_center = config.dc.clone();
+    node.rack = config.rack.clone();
+    node.gossip_generation = i32::try_from(scheduler::clock::now_micros() / 1_000_000).unwrap_or(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("install signal handler")?;
+    }
+    tracing::info!(
+        shards = shard_count,
+        cql = %format!("{}:{}", config.rpc_address, config.native_transport_port),
+        data = %data_dir.display(),
+        keyspaces = schema.keyspaces.len(),
+        "starting tessera"
+    );
+    let shared = Arc::new(NodeShared {
+        schema: Arc::new(schema),
+        node,
+        data_dir,
+        stop,
+        shard_count,
+        config,
+    });
+    let mut shard_set = ShardSetConfig::new(shard_count);
+    shard_set.pin = shared.config.pin_shards;
+    let results = run_shards(shard_set, move |shard| {
+        let shared = shared.clone();
+        async move { run_shard(shard, shared).await.map_err(|e| format!("{e:#}")) }
+    })?;
+    for (shard, result) in results.into_iter().enumerate() {
+        if let Err(message) = result {
+            anyhow::bail!("shard {shard}: {message}");
+        }
+    }
+    tracing::info!("tessera stopped");
+    Ok(())
+}
+
+async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> {
+    let config = &shared.config;
+    local::init(shared.schema.clone());
+    let proxy = StorageProxy::new(shared.shard_count);
+    let processor = Rc::new(QueryProcessor::new(
+        proxy,
+        ProcessorConfig {
+            data_dir: shared.data_dir.clone(),
+            read_timeout: config.read_request_timeout(),
+            write_timeout: config.write_request_timeout(),
+            range_timeout: config.range_request_timeout(),
+            node: shared.node.clone(),
+        },
+    ));
+    let shard_metrics = metrics::shard(u32::try_from(shard).unwrap_or(u32::MAX));
+    let server = CqlServer::install(
+        processor,
+        ServerConfig {
+            max_frame_bytes: config.native_transport_max_frame_size_bytes(),
+            shard_aware_port: config.native_shard_aware_transport_port,
+        },
+        Rc::new(Observer(shard_metrics.clone())),
+    );
+    let cql_addr = socket_addr(&config.rpc_address, config.native_transport_port)?;
+    let listener = TcpListener::bind(cql_addr)
+        .map_err(|e| anyhow::anyhow!("listen for CQL on {cql_addr}: {e}"))?;
+    scheduler::spawn_local(server.clone().serve(listener));
+    if shard == 0 {
+        let aware_addr = socket_addr(&config.rpc_address, config.native_shard_aware_transport_port)?;
+        let aware = TcpListener::bind(aware_addr)
+            .map_err(|e| anyhow::anyhow!("listen for shard-aware CQL on {aware_addr}: {e}"))?;
+        scheduler::spawn_local(server.clone().serve_shard_aware(aware, shared.shard_count));
+        let metrics_addr = socket_addr(config.effective_prometheus_address(), config.prometheus_port)?;
+        let metrics_server = MetricsServer::bind(metrics_addr, MetricsRegistry::global().clone())
+            .with_context(|| format!("listen for metrics on {metrics_addr}"))?;
+        scheduler::spawn_local(async move {
+            if let Err(error) = metrics_server.run().await {
+                tracing::error!(%error, "metrics server failed");
+            }
+        });
+        tracing::info!(%cql_addr, %aware_addr, %metrics_addr, "listening");
+    }
+    while !shared.stop.load(Ordering::Relaxed) {
+        refresh_gauges(&shard_metrics);
+        scheduler::sleep(HOUSEKEEPING_INTERVAL).await;
+    }
+    if shard == 0 {
+        tracing::info!("stopping: no new connections, finishing requests in flight");
+    }
+    server.stop(STOP_GRACE).await;
+    Ok(())
+}
+
+fn refresh_gauges(metrics: &ShardMetrics) {
+    let (memory, stats) = local::with_db(|db| (db.memory_bytes(), db.stats()));
+    metrics.set_memtable_bytes(memory as u64);
+    metrics.set_rows(stats.rows_read, stats.rows_written);
+}
+
+fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let ip: IpAddr = address
+        .parse()
+        .with_context(|| format!("'{address}' is not an IP address"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Loads the node's host id and tokens, creating them on first start.
+fn load_identity(data_dir: &Path, num_tokens: u32) -> anyhow::Result<NodeIdentity> {
+    let path = data_dir.join("node.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut tokens: Vec<i64> = (0..num_tokens.max(1))
+                .map(|_| i64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")))
+                .collect();
+            tokens.sort_unstable();
+            let identity = NodeIdentity {
+                host_id: uuid::Uuid::new_v4(),
+                tokens,
+            };
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&identity)?)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(identity)
+        }
+        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    }
+}
+
+/// io_uring registers buffers in locked memory; raise the limit when we may.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this
+    // process's limit; failure is reported through the return value.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0;
+    if raised {
+        tracing::info!("raised the locked-memory limit (RLIMIT_MEMLOCK) to unlimited for io_uring buffers");
+    } else {
+        tracing::warn!(
+            "cannot raise RLIMIT_MEMLOCK (not root?): io_uring falls back to unregistered buffers; \
+             raise `ulimit -l` for best IO performance"
+        );
+    }
+}
+
+/// Counts requests into this shard's metrics.
+struct Observer(ShardMetrics);
+
+impl RequestObserver for Observer {
+    fn request(&self, opcode: u8) {
+        self.0.request(opcode);
+    }
+
+    fn statement(&self, kind: &'static str) {
+        let kind = match kind {
+            "select" => StatementKind::Select,
+            "insert" => StatementKind::Insert,
+            "update" => StatementKind::Update,
+            "delete" => StatementKind::Delete,
+            "batch" => StatementKind::Batch,
+            "ddl" => StatementKind::Ddl,
+            "use" => StatementKind::Use,
+            _ => StatementKind::Other,
+        };
+        self.0.statement(kind);
+    }
+
+    fn error(&self, code: i32) {
+        self.0.error(code as u32);
+    }
+
+    fn latency(&self, elapsed: Duration) {
+        self.0.observe_latency(elapsed);
+    }
+
+    fn connection_opened(&self) {
+        self.0.connection_opened();
+    }
+
+    fn connection_closed(&self) {
+        self.0.connection_closed();
+    }
+}
