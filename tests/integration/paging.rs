@@ -94,9 +94,9 @@ async fn prepared_statements_expose_partition_key_indexes_and_token() {
         .prepare(format!("INSERT INTO {ks}.t (v, b, a) VALUES (?, ?, ?)"))
         .await
         .expect("prepare");
+    assert!(prepared.is_token_aware());
     let pk: Vec<u16> = prepared
-        .get_prepared_metadata()
-        .pk_indexes
+        .get_variable_pk_indexes()
         .iter()
         .map(|i| i.index)
         .collect();
