@@ -4,6 +4,8 @@ mod harness;
 
 mod basic;
 mod errors;
+mod metrics;
 mod paging;
+mod python;
 mod raw_frames;
 mod types;
