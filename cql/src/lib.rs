@@ -9,4 +9,5 @@ pub mod frame;
 pub mod functions;
 pub mod metadata;
 pub mod parser;
+pub mod select;
 pub mod values;
