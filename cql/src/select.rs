@@ -2041,7 +2041,6 @@ impl<'p> Emitter<'p> {
     }
 
     /// Filters, then emits one row; returns a flow when reading should not simply go on.
-    #[expect(clippy::too_many_arguments, reason = "the parts of one row")]
     fn offer(
         &mut self,
         key: &DecoratedKey,
@@ -2256,14 +2255,11 @@ impl Reader<'_> {
                 .iter()
                 .position(|k| *k == state.key)
                 .ok_or_else(|| invalid("Invalid value for the paging state"))?;
-            match &state.clustering {
-                Some(ck) => {
-                    em.resume(&keys[i], state.in_partition)?;
-                    if self.read_partition(em, &keys[i], Some(ck.clone())).await? == Flow::Stop {
-                        return Ok(());
-                    }
+            if let Some(ck) = &state.clustering {
+                em.resume(&keys[i], state.in_partition)?;
+                if self.read_partition(em, &keys[i], Some(ck.clone())).await? == Flow::Stop {
+                    return Ok(());
                 }
-                None => {}
             }
             start = i + 1;
         }
