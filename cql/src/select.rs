@@ -1933,11 +1933,13 @@ impl<'p> Emitter<'p> {
         page_size: Option<usize>,
         state: Option<&PagingState>,
         now_secs: i32,
+        sort_rows: bool,
     ) -> Result<Self, CqlError> {
         let limit = evaluate_limit(&plan.limit, "LIMIT", ctx)?;
         let per_partition = evaluate_limit(&plan.per_partition_limit, "PER PARTITION LIMIT", ctx)?;
         let emitted = state.map_or(0, |s| s.emitted);
-        let unbounded = plan.aggregate || plan.sort_across_partitions;
+        let sort_rows = sort_rows && !plan.aggregate;
+        let unbounded = plan.aggregate || sort_rows;
         Ok(Emitter {
             plan,
             filters: plan.resolve_filters(ctx)?,
@@ -1964,7 +1966,7 @@ impl<'p> Emitter<'p> {
             accumulators: plan
                 .aggregate
                 .then(|| vec![Accumulator::default(); plan.outputs.len()]),
-            sorted: (plan.sort_across_partitions && !plan.aggregate).then(Vec::new),
+            sorted: sort_rows.then(Vec::new),
         })
     }
 
@@ -2336,15 +2338,13 @@ pub async fn execute_select(
         _ => None,
     };
     let limit = evaluate_limit(&plan.limit, "LIMIT", ctx)?;
-    let mut em = Emitter::new(plan, ctx, page_size, state.as_ref(), now_secs)?;
     let partitions = plan.resolve_partitions(ctx)?;
-    if plan.sort_across_partitions && page_size.is_some() && !plan.aggregate {
-        if let Partitions::Keys(keys) = &partitions {
-            if keys.len() > 1 {
-                return Err(invalid("Cannot page queries with both ORDER BY and a IN restriction on the partition key; you must either remove the ORDER BY or the IN and sort client side, or disable paging for this query"));
-            }
-        }
+    let sort_rows = plan.sort_across_partitions
+        && matches!(&partitions, Partitions::Keys(keys) if keys.len() > 1);
+    if sort_rows && page_size.is_some() && !plan.aggregate {
+        return Err(invalid("Cannot page queries with both ORDER BY and a IN restriction on the partition key; you must either remove the ORDER BY or the IN and sort client side, or disable paging for this query"));
     }
+    let mut em = Emitter::new(plan, ctx, page_size, state.as_ref(), now_secs, sort_rows)?;
     let reader = Reader {
         plan,
         source,
@@ -2680,6 +2680,10 @@ mod tests {
             [112, 111, 110, 102]
         );
         assert!(v("SELECT v FROM t WHERE pk = 1 AND c1 IN ()").is_empty());
+        assert_eq!(
+            v("SELECT v FROM t WHERE pk IN (2, 1) AND c1 = 0 ORDER BY c1 DESC LIMIT 5"),
+            [102, 202, 101, 201, 100]
+        );
     }
 
     #[test]
