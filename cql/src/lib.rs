@@ -4,15 +4,15 @@
 //! `cql` executes every statement through `cluster`'s storage proxy and
 //! never names a memtable or an SSTable, so one node and a cluster run the
 //! same statement code.
+pub mod ddl;
 pub mod error;
 pub mod frame;
 pub mod functions;
 pub mod metadata;
+pub mod modify;
 pub mod parser;
+pub mod processor;
+pub mod select;
+pub mod server;
 pub mod system;
 pub mod values;
-pub mod ddl;
-pub mod modify;
-pub mod processor;
-pub mod server;
-pub mod select;
