@@ -688,6 +688,14 @@ pub async fn build_mutations(
                 mutation.static_row = Some(row);
             }
             RowTarget::Rows(rows) => {
+                let writes_static = plan
+                    .operations
+                    .iter()
+                    .any(|op| op_column(op).kind == ColumnKind::Static);
+                if writes_static {
+                    let row = build_row(plan, ctx, params, proxy, &key, None).await?;
+                    mutation.static_row = Some(row);
+                }
                 for clustering in rows {
                     let row = build_row(plan, ctx, params, proxy, &key, Some(clustering)).await?;
                     mutation.rows.push((clustering.clone(), row));
@@ -726,7 +734,11 @@ async fn build_row(
         }
         _ => {}
     }
-    let writer = CellWriter { params, expiry };
+    let writer = CellWriter {
+        params,
+        expiry,
+        now_micros: ctx.now_micros,
+    };
     for op in &plan.operations {
         let in_static = op_column(op).kind == ColumnKind::Static;
         if in_static != clustering.is_none() {
@@ -740,6 +752,7 @@ async fn build_row(
 struct CellWriter {
     params: WriteParams,
     expiry: Option<Expiry>,
+    now_micros: i64,
 }
 
 impl CellWriter {
@@ -900,16 +913,14 @@ fn write_elements(
 ) -> Result<(), CqlError> {
     match &col.ty {
         CqlType::List { .. } => {
-            let items = types::parse_collection(v)?;
-            let count = items.len();
-            for (i, item) in items.into_iter().enumerate() {
-                // Prepended elements are written in reverse so the first
-                // element gets the smallest path.
-                let path = if prepend {
-                    list_path(true, w.params.timestamp, count - i)
-                } else {
-                    list_path(false, w.params.timestamp, i)
-                };
+            let mut items = types::parse_collection(v)?;
+            // Prepended elements take paths from last to first, so the
+            // first element gets the smallest path.
+            if prepend {
+                items.reverse();
+            }
+            for item in items {
+                let path = list_path(prepend, w.now_micros);
                 row.cells.insert(
                     storage::model::CellKey::element(col.id, path),
                     w.live(Bytes::copy_from_slice(item)),
@@ -950,32 +961,31 @@ fn write_elements(
 }
 
 thread_local! {
-    static LIST_SEQUENCE: StdCell<u32> = const { StdCell::new(0) };
+    static LIST_CLOCK: StdCell<i64> = const { StdCell::new(0) };
 }
 
-/// A 16-byte list element path: memcmp order is list order. Appends sort
-/// by write time after every prepend; prepends sort before, the latest first.
-/// The tail (a per-shard sequence and random bits) keeps concurrent writers
-/// from colliding.
-pub fn list_path(prepend: bool, timestamp_micros: i64, index: usize) -> Bytes {
-    let base = if prepend {
-        // Later prepends must sort first: negate time, and space elements
-        // of one prepend by their index.
-        (-timestamp_micros).saturating_mul(1024).saturating_sub(1024 - index as i64)
-    } else {
-        timestamp_micros.saturating_mul(1024).saturating_add(index as i64)
-    };
-    let ordered = (base as u64) ^ (1 << 63);
-    let sequence = LIST_SEQUENCE.with(|s| {
-        let next = s.get().wrapping_add(1);
-        s.set(next);
+/// A strictly increasing microsecond clock for list element paths on this
+/// shard: never behind the wall clock, never repeating.
+fn next_list_micros(now_micros: i64) -> i64 {
+    LIST_CLOCK.with(|last| {
+        let next = now_micros.max(last.get() + 1);
+        last.set(next);
         next
-    });
+    })
+}
+
+/// A 16-byte list element path: memcmp order is list order. Appended
+/// elements sort by when they were appended, after every prepended one;
+/// prepended elements sort before, the latest prepend first. The random
+/// tail keeps writers on different shards or nodes from colliding.
+pub fn list_path(prepend: bool, now_micros: i64) -> Bytes {
+    let micros = next_list_micros(now_micros);
+    let position = if prepend { -micros } else { micros };
+    let ordered = (position as u64) ^ (1 << 63);
     let random = uuid::Uuid::new_v4();
     let mut path = Vec::with_capacity(16);
     path.extend_from_slice(&ordered.to_be_bytes());
-    path.extend_from_slice(&sequence.to_be_bytes());
-    path.extend_from_slice(&random.as_bytes()[..4]);
+    path.extend_from_slice(&random.as_bytes()[..8]);
     Bytes::from(path)
 }
 

@@ -37,7 +37,7 @@ async fn native_types_round_trip() {
     let uuid = uuid::Uuid::new_v4();
     let decimal = CqlDecimal::from_signed_be_bytes_slice_and_exponent(&[0x01, 0xE2, 0x40], 3);
     let varint = CqlVarint::from_signed_bytes_be(vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    let duration = CqlDuration { months: 1, days: -2, nanoseconds: 3_000_000_000 };
+    let duration = CqlDuration { months: -1, days: -2, nanoseconds: -3_000_000_000 };
     let first = (
         1i32,
         "ascii".to_string(),
