@@ -5,6 +5,7 @@
 //! never names a memtable or an SSTable, so one node and a cluster run the
 //! same statement code.
 pub mod ddl;
+pub mod describe;
 pub mod error;
 pub mod frame;
 pub mod functions;

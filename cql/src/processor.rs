@@ -49,6 +49,7 @@ pub enum Plan {
     Schema(Box<Statement>),
     Use(String),
     Truncate(Arc<TableDef>),
+    Describe(crate::describe::Describe),
 }
 
 /// A statement ready to execute.
@@ -78,6 +79,7 @@ impl Prepared {
             Plan::Batch { .. } => "batch",
             Plan::Schema(_) | Plan::Truncate(_) => "ddl",
             Plan::Use(_) => "use",
+            Plan::Describe(_) => "other",
         }
     }
 
@@ -239,6 +241,19 @@ impl QueryProcessor {
     }
 
     fn prepare_uncached(&self, id: Bytes, query: &str, keyspace: Option<&str>) -> Result<Prepared, CqlError> {
+        if let Some(describe) = crate::describe::parse(query) {
+            return Ok(Prepared {
+                id,
+                query: query.to_string(),
+                keyspace: keyspace.map(str::to_string),
+                plan: Plan::Describe(describe?),
+                bind_specs: Vec::new(),
+                bind_names: Vec::new(),
+                pk_indexes: Vec::new(),
+                result_columns: Vec::new(),
+                schema_version: local::schema().version,
+            });
+        }
         let ParsedStatement { statement, bind_count, bind_names } = parse_statement(query)?;
         let schema = local::schema();
         let mut binds = BindSpecs::new(bind_count);
@@ -418,6 +433,10 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Schema(statement) => self.execute_schema(statement, session_keyspace).await,
+            Plan::Describe(describe) => {
+                let rows = crate::describe::execute(describe, &self.full_schema(), session_keyspace, &self.config.node)?;
+                Ok(Outcome::result(ResultResponse::Rows(rows)))
+            }
         }
     }
 

@@ -38,9 +38,10 @@ pub use tables::{
 
 /// The partitioner every node reports; drivers compute tokens with it.
 pub const PARTITIONER: &str = "org.apache.cassandra.dht.Murmur3Partitioner";
-/// The release version reported. A 3.x version selects the drivers' Cassandra 3 schema
-/// parsing, which matches the tables defined here.
-pub const RELEASE_VERSION: &str = "3.0.8";
+/// The release version reported. A 4.x version tells cqlsh (6.x) that DESCRIBE runs on
+/// the server (see `crate::describe`) and selects the Python driver's Cassandra 4 schema
+/// parser, which tolerates the absent `system_virtual_schema` tables.
+pub const RELEASE_VERSION: &str = "4.0.11";
 /// The CQL language version reported.
 pub const CQL_VERSION: &str = "3.4.5";
 /// The highest native protocol version served.

@@ -206,7 +206,7 @@ fn local_row_shows_node_facts() {
     assert_eq!(text(row, "key"), "local");
     assert_eq!(text(row, "bootstrapped"), "COMPLETED");
     assert_eq!(text(row, "cluster_name"), "Test Cluster");
-    assert_eq!(text(row, "release_version"), "3.0.8");
+    assert_eq!(text(row, "release_version"), RELEASE_VERSION);
     assert_eq!(text(row, "cql_version"), "3.4.5");
     assert_eq!(text(row, "native_protocol_version"), "4");
     assert_eq!(text(row, "partitioner"), PARTITIONER);
