@@ -276,11 +276,6 @@ impl Config {
             .unwrap_or(&self.listen_address)
     }
 
-    /// Where the REST API listens (defaults to `listen_address`).
-    pub fn effective_api_address(&self) -> &str {
-        self.api_address.as_deref().unwrap_or(&self.listen_address)
-    }
-
     pub fn read_request_timeout(&self) -> Duration {
         Duration::from_millis(self.read_request_timeout_in_ms)
     }
@@ -299,10 +294,6 @@ impl Config {
 
     pub fn truncate_request_timeout(&self) -> Duration {
         Duration::from_millis(self.truncate_request_timeout_in_ms)
-    }
-
-    pub fn commitlog_sync_period(&self) -> Duration {
-        Duration::from_millis(self.commitlog_sync_period_in_ms)
     }
 
     pub fn native_transport_max_frame_size_bytes(&self) -> usize {

@@ -208,11 +208,6 @@ impl MetricsRegistry {
         GLOBAL.get_or_init(MetricsRegistry::new)
     }
 
-    /// The underlying registry, for modules that register families of their own.
-    pub fn registry(&self) -> &Registry {
-        &self.families.registry
-    }
-
     /// Resolves every series of `shard_id`; call once per shard and clone the result.
     pub fn shard(&self, shard_id: u32) -> ShardMetrics {
         ShardMetrics {
@@ -335,10 +330,12 @@ impl ShardMetrics {
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
+    #[cfg(test)]
     pub fn rows_read(&self, rows: u64) {
         self.children.rows_read.inc_by(rows);
     }
 
+    #[cfg(test)]
     pub fn rows_written(&self, rows: u64) {
         self.children.rows_written.inc_by(rows);
     }
@@ -365,12 +362,6 @@ pub struct MetricsServer {
     registry: MetricsRegistry,
 }
 
-/// Binds `addr` and serves the registry until the task is dropped (which stops it).
-/// Run it on shard 0 with `glommio::spawn_local(serve_metrics(addr, registry))`.
-pub async fn serve_metrics(addr: SocketAddr, registry: MetricsRegistry) -> io::Result<()> {
-    MetricsServer::bind(addr, registry)?.run().await
-}
-
 impl MetricsServer {
     /// Binds the listener; must be called on a glommio executor thread.
     pub fn bind(addr: SocketAddr, registry: MetricsRegistry) -> io::Result<Self> {
@@ -378,6 +369,7 @@ impl MetricsServer {
         Ok(Self { listener, registry })
     }
 
+    #[cfg(test)]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }

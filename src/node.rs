@@ -55,13 +55,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .first()
         .cloned()
         .context("data_file_directories is empty")?;
-    for dir in config.data_file_directories.iter().chain([&config.commitlog_directory]) {
-        std::fs::create_dir_all(dir).with_context(|| format!("create directory {}", dir.display()))?;
+    for dir in config
+        .data_file_directories
+        .iter()
+        .chain([&config.commitlog_directory])
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create directory {}", dir.display()))?;
     }
     let schema = migration::load_schema(&data_dir).context("load schema")?;
     let identity = load_identity(&data_dir, config.num_tokens)?;
     let shard_count = config.effective_smp() as usize;
-    let rpc_address: IpAddr = config.rpc_address.parse().context("rpc_address is not an IP address")?;
+    let rpc_address: IpAddr = config
+        .rpc_address
+        .parse()
+        .context("rpc_address is not an IP address")?;
     let mut node = NodeInfo::single(
         &config.cluster_name,
         rpc_address,
@@ -69,6 +77,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         identity.host_id,
         identity.tokens.clone(),
     );
+    node.broadcast_address = config
+        .effective_broadcast_address()
+        .parse()
+        .context("broadcast_address is not an IP address")?;
+    node.rpc_address = config
+        .effective_broadcast_rpc_address()
+        .parse()
+        .context("broadcast_rpc_address is not an IP address")?;
+    node.listen_address = config
+        .listen_address
+        .parse()
+        .context("listen_address is not an IP address")?;
     node.data_center = config.dc.clone();
     node.rack = config.rack.clone();
     node.gossip_generation = i32::try_from(scheduler::clock::now_micros() / 1_000_000).unwrap_or(0);
@@ -117,6 +137,8 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
             read_timeout: config.read_request_timeout(),
             write_timeout: config.write_request_timeout(),
             range_timeout: config.range_request_timeout(),
+            truncate_timeout: config.truncate_request_timeout(),
+            schema_timeout: config.request_timeout(),
             node: shared.node.clone(),
         },
     ));
@@ -134,11 +156,17 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("listen for CQL on {cql_addr}: {e}"))?;
     scheduler::spawn_local(server.clone().serve(listener));
     if shard == 0 {
-        let aware_addr = socket_addr(&config.rpc_address, config.native_shard_aware_transport_port)?;
+        let aware_addr = socket_addr(
+            &config.rpc_address,
+            config.native_shard_aware_transport_port,
+        )?;
         let aware = TcpListener::bind(aware_addr)
             .map_err(|e| anyhow::anyhow!("listen for shard-aware CQL on {aware_addr}: {e}"))?;
         scheduler::spawn_local(server.clone().serve_shard_aware(aware, shared.shard_count));
-        let metrics_addr = socket_addr(config.effective_prometheus_address(), config.prometheus_port)?;
+        let metrics_addr = socket_addr(
+            config.effective_prometheus_address(),
+            config.prometheus_port,
+        )?;
         let metrics_server = MetricsServer::bind(metrics_addr, MetricsRegistry::global().clone())
             .with_context(|| format!("listen for metrics on {metrics_addr}"))?;
         scheduler::spawn_local(async move {
@@ -176,10 +204,18 @@ fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
 fn load_identity(data_dir: &Path, num_tokens: u32) -> anyhow::Result<NodeIdentity> {
     let path = data_dir.join("node.json");
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display())),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut tokens: Vec<i64> = (0..num_tokens.max(1))
-                .map(|_| i64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")))
+                .map(|_| {
+                    i64::from_be_bytes(
+                        uuid::Uuid::new_v4().as_bytes()[..8]
+                            .try_into()
+                            .expect("8 bytes"),
+                    )
+                })
                 .collect();
             tokens.sort_unstable();
             let identity = NodeIdentity {
@@ -206,7 +242,9 @@ fn raise_memlock_limit() {
     // process's limit; failure is reported through the return value.
     let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0;
     if raised {
-        tracing::info!("raised the locked-memory limit (RLIMIT_MEMLOCK) to unlimited for io_uring buffers");
+        tracing::info!(
+            "raised the locked-memory limit (RLIMIT_MEMLOCK) to unlimited for io_uring buffers"
+        );
     } else {
         tracing::warn!(
             "cannot raise RLIMIT_MEMLOCK (not root?): io_uring falls back to unregistered buffers; \

@@ -24,8 +24,9 @@ pub fn schema_file(data_dir: &Path) -> PathBuf {
 pub fn load_schema(data_dir: &Path) -> Result<Schema, ProxyError> {
     let path = schema_file(data_dir);
     match std::fs::read(&path) {
-        Ok(bytes) => Schema::from_json(&bytes)
-            .map_err(|e| ProxyError::Schema(format!("{}: corrupt schema file: {e}", path.display()))),
+        Ok(bytes) => Schema::from_json(&bytes).map_err(|e| {
+            ProxyError::Schema(format!("{}: corrupt schema file: {e}", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Schema::default()),
         Err(e) => Err(ProxyError::Schema(format!("read {}: {e}", path.display()))),
     }

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
-use storage::model::{DecoratedKey, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId};
+use storage::model::{
+    DecoratedKey, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId,
+};
 
 use crate::error::ProxyError;
 use crate::local;

@@ -161,12 +161,13 @@ fn keyspace_properties(
     for (name, value) in properties {
         match name.as_str() {
             "replication" => {
-                let map = property_map(value)
-                    .ok_or_else(|| CqlError::Syntax(crate::parser::SyntaxError {
+                let map = property_map(value).ok_or_else(|| {
+                    CqlError::Syntax(crate::parser::SyntaxError {
                         line: 1,
                         column: 0,
                         message: "replication must be a map".into(),
-                    }))?;
+                    })
+                })?;
                 ks.replication = replication(map)?;
                 saw_replication = true;
             }
@@ -177,20 +178,27 @@ fn keyspace_properties(
                     other => return Err(invalid(format!("Invalid boolean value {other}"))),
                 }
             }
-            other => return Err(CqlError::Syntax(crate::parser::SyntaxError {
-                line: 1,
-                column: 0,
-                message: format!("Unknown property '{other}'"),
-            })),
+            other => {
+                return Err(CqlError::Syntax(crate::parser::SyntaxError {
+                    line: 1,
+                    column: 0,
+                    message: format!("Unknown property '{other}'"),
+                }))
+            }
         }
     }
     if creating && !saw_replication {
-        return Err(CqlError::Config("Missing mandatory replication strategy class".into()));
+        return Err(CqlError::Config(
+            "Missing mandatory replication strategy class".into(),
+        ));
     }
     Ok(ks)
 }
 
-fn create_keyspace(schema: &mut Schema, s: &ast::CreateKeyspace) -> Result<Option<SchemaChange>, CqlError> {
+fn create_keyspace(
+    schema: &mut Schema,
+    s: &ast::CreateKeyspace,
+) -> Result<Option<SchemaChange>, CqlError> {
     if crate::system::is_system_keyspace(&s.name) || schema.keyspaces.contains_key(&s.name) {
         if s.if_not_exists {
             return Ok(None);
@@ -201,22 +209,41 @@ fn create_keyspace(schema: &mut Schema, s: &ast::CreateKeyspace) -> Result<Optio
             message: format!("Keyspace '{}' already exists", s.name),
         });
     }
-    if s.name.is_empty() || s.name.len() > 48 || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if s.name.is_empty()
+        || s.name.len() > 48
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return Err(invalid(format!(
             "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"{}\")",
             s.name
         )));
     }
-    let ks = keyspace_properties(&s.properties, KeyspaceDef::new(&s.name, OptionMap::new(), true), true)?;
+    let ks = keyspace_properties(
+        &s.properties,
+        KeyspaceDef::new(&s.name, OptionMap::new(), true),
+        true,
+    )?;
     schema.keyspaces.insert(s.name.clone(), ks);
-    Ok(change(SchemaChangeType::Created, SchemaChangeTarget::Keyspace(s.name.clone())))
+    Ok(change(
+        SchemaChangeType::Created,
+        SchemaChangeTarget::Keyspace(s.name.clone()),
+    ))
 }
 
-fn alter_keyspace(schema: &mut Schema, s: &ast::AlterKeyspace) -> Result<Option<SchemaChange>, CqlError> {
+fn alter_keyspace(
+    schema: &mut Schema,
+    s: &ast::AlterKeyspace,
+) -> Result<Option<SchemaChange>, CqlError> {
     let ks = user_keyspace(schema, &s.name)?;
     let updated = keyspace_properties(&s.properties, ks.clone(), false)?;
     *ks = updated;
-    Ok(change(SchemaChangeType::Updated, SchemaChangeTarget::Keyspace(s.name.clone())))
+    Ok(change(
+        SchemaChangeType::Updated,
+        SchemaChangeTarget::Keyspace(s.name.clone()),
+    ))
 }
 
 fn drop_keyspace(schema: &mut Schema, s: &ast::Drop) -> Result<Option<SchemaChange>, CqlError> {
@@ -225,11 +252,16 @@ fn drop_keyspace(schema: &mut Schema, s: &ast::Drop) -> Result<Option<SchemaChan
         if s.if_exists {
             return Ok(None);
         }
-        return Err(CqlError::Config(format!("Cannot drop non existing keyspace '{name}'.")));
+        return Err(CqlError::Config(format!(
+            "Cannot drop non existing keyspace '{name}'."
+        )));
     }
     user_keyspace(schema, name)?;
     schema.keyspaces.remove(name);
-    Ok(change(SchemaChangeType::Dropped, SchemaChangeTarget::Keyspace(name.clone())))
+    Ok(change(
+        SchemaChangeType::Dropped,
+        SchemaChangeTarget::Keyspace(name.clone()),
+    ))
 }
 
 /// Resolves a syntax type to a schema type; UDTs come from `keyspace`.
@@ -294,13 +326,18 @@ pub fn resolve_type(
             CqlType::Udt(udt)
         }
         ast::CqlType::Custom(class) => {
-            return Err(invalid(format!("Custom types are not supported: '{class}'")))
+            return Err(invalid(format!(
+                "Custom types are not supported: '{class}'"
+            )))
         }
     })
 }
 
 fn is_frozen_syntax(ty: &ast::CqlType) -> bool {
-    matches!(ty, ast::CqlType::Frozen(_) | ast::CqlType::Tuple(_) | ast::CqlType::Native(_))
+    matches!(
+        ty,
+        ast::CqlType::Frozen(_) | ast::CqlType::Tuple(_) | ast::CqlType::Native(_)
+    )
 }
 
 fn create_table(
@@ -317,7 +354,10 @@ fn create_table(
         return Err(CqlError::AlreadyExists {
             keyspace: ks_name.clone(),
             table: s.name.name.clone(),
-            message: format!("Cannot add already existing table \"{}\" to keyspace \"{ks_name}\"", s.name.name),
+            message: format!(
+                "Cannot add already existing table \"{}\" to keyspace \"{ks_name}\"",
+                s.name.name
+            ),
         });
     }
     let key = s.key().map_err(invalid)?;
@@ -325,19 +365,23 @@ fn create_table(
     let mut next_id = 0u32;
     for def in &s.columns {
         if columns.iter().any(|c: &ColumnDef| c.name == def.name) {
-            return Err(invalid(format!("Multiple definition of identifier {}", def.name)));
+            return Err(invalid(format!(
+                "Multiple definition of identifier {}",
+                def.name
+            )));
         }
         let frozen = is_frozen_syntax(&def.ty);
         let ty = resolve_type(&def.ty, ks, frozen)?;
-        let (kind, position) = if let Some(p) = key.partition_key.iter().position(|n| n == &def.name) {
-            (ColumnKind::PartitionKey, p)
-        } else if let Some(p) = key.clustering_columns.iter().position(|n| n == &def.name) {
-            (ColumnKind::Clustering, p)
-        } else if def.is_static {
-            (ColumnKind::Static, 0)
-        } else {
-            (ColumnKind::Regular, 0)
-        };
+        let (kind, position) =
+            if let Some(p) = key.partition_key.iter().position(|n| n == &def.name) {
+                (ColumnKind::PartitionKey, p)
+            } else if let Some(p) = key.clustering_columns.iter().position(|n| n == &def.name) {
+                (ColumnKind::Clustering, p)
+            } else if def.is_static {
+                (ColumnKind::Static, 0)
+            } else {
+                (ColumnKind::Regular, 0)
+            };
         if kind != ColumnKind::Regular && kind != ColumnKind::Static && ty.is_multi_cell() {
             return Err(invalid(format!(
                 "Invalid non-frozen collection type for PRIMARY KEY component {}",
@@ -345,7 +389,10 @@ fn create_table(
             )));
         }
         if def.is_static && matches!(kind, ColumnKind::PartitionKey | ColumnKind::Clustering) {
-            return Err(invalid(format!("Static column {} cannot be part of the PRIMARY KEY", def.name)));
+            return Err(invalid(format!(
+                "Static column {} cannot be part of the PRIMARY KEY",
+                def.name
+            )));
         }
         columns.push(ColumnDef {
             name: def.name.clone(),
@@ -359,13 +406,19 @@ fn create_table(
     }
     for name in key.partition_key.iter().chain(&key.clustering_columns) {
         if !columns.iter().any(|c| &c.name == name) {
-            return Err(invalid(format!("Unknown definition {name} referenced in PRIMARY KEY")));
+            return Err(invalid(format!(
+                "Unknown definition {name} referenced in PRIMARY KEY"
+            )));
         }
     }
     if key.clustering_columns.is_empty() && columns.iter().any(|c| c.kind == ColumnKind::Static) {
         return Err(invalid("Static columns are only useful (and thus allowed) if the table has at least one clustering column"));
     }
-    apply_clustering_order(&mut columns, &s.options.clustering_order, &key.clustering_columns)?;
+    apply_clustering_order(
+        &mut columns,
+        &s.options.clustering_order,
+        &key.clustering_columns,
+    )?;
     let mut table = TableDef {
         keyspace: ks_name.clone(),
         name: s.name.name.clone(),
@@ -407,13 +460,19 @@ fn apply_clustering_order(
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &PropertyValue) -> Result<T, CqlError> {
-    property_text(value)
-        .parse()
-        .map_err(|_| CqlError::Config(format!("Invalid value for {name}: {}", property_text(value))))
+    property_text(value).parse().map_err(|_| {
+        CqlError::Config(format!(
+            "Invalid value for {name}: {}",
+            property_text(value)
+        ))
+    })
 }
 
 /// Applies WITH options to table options.
-fn apply_table_options(options: &mut TableOptions, properties: &ast::Properties) -> Result<(), CqlError> {
+fn apply_table_options(
+    options: &mut TableOptions,
+    properties: &ast::Properties,
+) -> Result<(), CqlError> {
     for (name, value) in properties {
         match name.as_str() {
             "bloom_filter_fp_chance" => options.bloom_filter_fp_chance = parse_number(name, value)?,
@@ -422,14 +481,19 @@ fn apply_table_options(options: &mut TableOptions, properties: &ast::Properties)
             "default_time_to_live" => {
                 let ttl: i32 = parse_number(name, value)?;
                 if !(0..=crate::modify::MAX_TTL_SECS as i32).contains(&ttl) {
-                    return Err(CqlError::Config(format!("default_time_to_live must be between 0 and {}", crate::modify::MAX_TTL_SECS)));
+                    return Err(CqlError::Config(format!(
+                        "default_time_to_live must be between 0 and {}",
+                        crate::modify::MAX_TTL_SECS
+                    )));
                 }
                 options.default_time_to_live = ttl;
             }
             "gc_grace_seconds" => options.gc_grace_seconds = parse_number(name, value)?,
             "max_index_interval" => options.max_index_interval = parse_number(name, value)?,
             "min_index_interval" => options.min_index_interval = parse_number(name, value)?,
-            "memtable_flush_period_in_ms" => options.memtable_flush_period_in_ms = parse_number(name, value)?,
+            "memtable_flush_period_in_ms" => {
+                options.memtable_flush_period_in_ms = parse_number(name, value)?
+            }
             "speculative_retry" => options.speculative_retry = property_text(value),
             "caching" | "compaction" | "compression" | "cdc" => {
                 let map = property_map(value)
@@ -441,7 +505,14 @@ fn apply_table_options(options: &mut TableOptions, properties: &ast::Properties)
                     _ => options.cdc = Some(map),
                 }
             }
-            "read_repair_chance" | "dclocal_read_repair_chance" | "read_repair" | "additional_write_policy" | "extensions" | "paxos_grace_seconds" | "tombstone_gc" | "synchronous_updates" => {}
+            "read_repair_chance"
+            | "dclocal_read_repair_chance"
+            | "read_repair"
+            | "additional_write_policy"
+            | "extensions"
+            | "paxos_grace_seconds"
+            | "tombstone_gc"
+            | "synchronous_updates" => {}
             other => {
                 return Err(CqlError::Syntax(crate::parser::SyntaxError {
                     line: 1,
@@ -455,10 +526,9 @@ fn apply_table_options(options: &mut TableOptions, properties: &ast::Properties)
 }
 
 fn compaction_options(mut map: OptionMap) -> Result<OptionMap, CqlError> {
-    let class = map
-        .get("class")
-        .cloned()
-        .ok_or_else(|| CqlError::Config("Missing sub-option 'class' for the 'compaction' option.".into()))?;
+    let class = map.get("class").cloned().ok_or_else(|| {
+        CqlError::Config("Missing sub-option 'class' for the 'compaction' option.".into())
+    })?;
     let short = class.rsplit('.').next().unwrap_or(&class).to_string();
     let known = [
         "SizeTieredCompactionStrategy",
@@ -468,9 +538,14 @@ fn compaction_options(mut map: OptionMap) -> Result<OptionMap, CqlError> {
         "NullCompactionStrategy",
     ];
     if !known.contains(&short.as_str()) {
-        return Err(CqlError::Config(format!("Unable to find compaction strategy class '{class}'")));
+        return Err(CqlError::Config(format!(
+            "Unable to find compaction strategy class '{class}'"
+        )));
     }
-    map.insert("class".into(), format!("org.apache.cassandra.db.compaction.{short}"));
+    map.insert(
+        "class".into(),
+        format!("org.apache.cassandra.db.compaction.{short}"),
+    );
     Ok(map)
 }
 
@@ -507,7 +582,10 @@ fn alter_table(
         ast::AlterTableOperation::Add(defs) => {
             for def in defs {
                 if table.column(&def.name).is_some() {
-                    return Err(invalid(format!("Invalid column name {} because it conflicts with an existing column", def.name)));
+                    return Err(invalid(format!(
+                        "Invalid column name {} because it conflicts with an existing column",
+                        def.name
+                    )));
                 }
                 if def.is_static && table.clustering_key_len() == 0 {
                     return Err(invalid("Static columns are only useful (and thus allowed) if the table has at least one clustering column"));
@@ -517,7 +595,11 @@ fn alter_table(
                     name: def.name.clone(),
                     id: table.next_column_id,
                     ty,
-                    kind: if def.is_static { ColumnKind::Static } else { ColumnKind::Regular },
+                    kind: if def.is_static {
+                        ColumnKind::Static
+                    } else {
+                        ColumnKind::Regular
+                    },
                     position: 0,
                     descending: false,
                 });
@@ -526,10 +608,12 @@ fn alter_table(
         }
         ast::AlterTableOperation::Drop { columns, .. } => {
             for name in columns {
-                let col = table
-                    .column(name)
-                    .cloned()
-                    .ok_or_else(|| invalid(format!("Column {name} was not found in table {}", table.name)))?;
+                let col = table.column(name).cloned().ok_or_else(|| {
+                    invalid(format!(
+                        "Column {name} was not found in table {}",
+                        table.name
+                    ))
+                })?;
                 if col.is_primary_key() {
                     return Err(invalid(format!("Cannot drop PRIMARY KEY part {name}")));
                 }
@@ -550,9 +634,15 @@ fn alter_table(
                     .columns
                     .iter_mut()
                     .find(|c| &c.name == from)
-                    .ok_or_else(|| invalid(format!("Cannot rename unknown column {from} in keyspace {ks_name}")))?;
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "Cannot rename unknown column {from} in keyspace {ks_name}"
+                        ))
+                    })?;
                 if !col.is_primary_key() {
-                    return Err(invalid(format!("Cannot rename non PRIMARY KEY part {from}")));
+                    return Err(invalid(format!(
+                        "Cannot rename non PRIMARY KEY part {from}"
+                    )));
                 }
                 col.name = to.clone();
             }
@@ -562,7 +652,9 @@ fn alter_table(
         }
         ast::AlterTableOperation::With(options) => {
             if !options.clustering_order.is_empty() {
-                return Err(invalid("Cannot change CLUSTERING ORDER of an existing table"));
+                return Err(invalid(
+                    "Cannot change CLUSTERING ORDER of an existing table",
+                ));
             }
             apply_table_options(&mut table.options, &options.properties)?;
         }
@@ -574,14 +666,21 @@ fn alter_table(
     ))
 }
 
-fn drop_table(schema: &mut Schema, s: &ast::Drop, current: Option<&str>) -> Result<Option<SchemaChange>, CqlError> {
+fn drop_table(
+    schema: &mut Schema,
+    s: &ast::Drop,
+    current: Option<&str>,
+) -> Result<Option<SchemaChange>, CqlError> {
     let ks_name = keyspace_of(&s.name, current)?;
     let exists = schema.table(&ks_name, &s.name.name).is_some();
     if !exists {
         if s.if_exists {
             return Ok(None);
         }
-        return Err(invalid(format!("Table '{ks_name}.{}' doesn't exist", s.name.name)));
+        return Err(invalid(format!(
+            "Table '{ks_name}.{}' doesn't exist",
+            s.name.name
+        )));
     }
     user_keyspace(schema, &ks_name)?.tables.remove(&s.name.name);
     Ok(change(
@@ -590,7 +689,11 @@ fn drop_table(schema: &mut Schema, s: &ast::Drop, current: Option<&str>) -> Resu
     ))
 }
 
-fn create_type(schema: &mut Schema, s: &ast::CreateType, current: Option<&str>) -> Result<Option<SchemaChange>, CqlError> {
+fn create_type(
+    schema: &mut Schema,
+    s: &ast::CreateType,
+    current: Option<&str>,
+) -> Result<Option<SchemaChange>, CqlError> {
     let ks_name = keyspace_of(&s.name, current)?;
     let ks = user_keyspace(schema, &ks_name)?;
     if ks.types.contains_key(&s.name.name) {
@@ -600,16 +703,25 @@ fn create_type(schema: &mut Schema, s: &ast::CreateType, current: Option<&str>) 
         return Err(CqlError::AlreadyExists {
             keyspace: ks_name.clone(),
             table: s.name.name.clone(),
-            message: format!("A user type of name {ks_name}.{} already exists", s.name.name),
+            message: format!(
+                "A user type of name {ks_name}.{} already exists",
+                s.name.name
+            ),
         });
     }
     let mut fields: Vec<(String, CqlType)> = Vec::new();
     for (name, ty) in &s.fields {
         if fields.iter().any(|(f, _)| f == name) {
-            return Err(invalid(format!("Duplicate field name {name} in type {}", s.name.name)));
+            return Err(invalid(format!(
+                "Duplicate field name {name} in type {}",
+                s.name.name
+            )));
         }
         if matches!(ty, ast::CqlType::UserDefined(n) if n.name == s.name.name) {
-            return Err(invalid(format!("Cannot create a user type {} that references itself", s.name.name)));
+            return Err(invalid(format!(
+                "Cannot create a user type {} that references itself",
+                s.name.name
+            )));
         }
         fields.push((name.clone(), resolve_type(ty, ks, true)?));
     }
@@ -626,7 +738,11 @@ fn create_type(schema: &mut Schema, s: &ast::CreateType, current: Option<&str>) 
     ))
 }
 
-fn alter_type(schema: &mut Schema, s: &ast::AlterType, current: Option<&str>) -> Result<Option<SchemaChange>, CqlError> {
+fn alter_type(
+    schema: &mut Schema,
+    s: &ast::AlterType,
+    current: Option<&str>,
+) -> Result<Option<SchemaChange>, CqlError> {
     let ks_name = keyspace_of(&s.name, current)?;
     let ks = user_keyspace(schema, &ks_name)?;
     let snapshot = ks.clone();
@@ -639,7 +755,8 @@ fn alter_type(schema: &mut Schema, s: &ast::AlterType, current: Option<&str>) ->
             if udt.fields.iter().any(|(f, _)| f == field) {
                 return Err(invalid(format!("Cannot add new field {field} to type {}: a field of the same name already exists", udt.name)));
             }
-            udt.fields.push((field.clone(), resolve_type(ty, &snapshot, true)?));
+            udt.fields
+                .push((field.clone(), resolve_type(ty, &snapshot, true)?));
         }
         ast::AlterTypeOperation::Rename(pairs) => {
             for (from, to) in pairs {
@@ -647,7 +764,9 @@ fn alter_type(schema: &mut Schema, s: &ast::AlterType, current: Option<&str>) ->
                     .fields
                     .iter_mut()
                     .find(|(f, _)| f == from)
-                    .ok_or_else(|| invalid(format!("Unknown field {from} in type {}", s.name.name)))?;
+                    .ok_or_else(|| {
+                        invalid(format!("Unknown field {from} in type {}", s.name.name))
+                    })?;
                 field.0 = to.clone();
             }
         }
@@ -689,18 +808,28 @@ fn refresh_udt_uses(ks: &mut KeyspaceDef, updated: &UdtType) {
     }
     for table in ks.tables.values_mut() {
         let table = Arc::make_mut(table);
-        table.columns.iter_mut().for_each(|c| rewrite(&mut c.ty, updated));
+        table
+            .columns
+            .iter_mut()
+            .for_each(|c| rewrite(&mut c.ty, updated));
     }
 }
 
-fn drop_type(schema: &mut Schema, s: &ast::Drop, current: Option<&str>) -> Result<Option<SchemaChange>, CqlError> {
+fn drop_type(
+    schema: &mut Schema,
+    s: &ast::Drop,
+    current: Option<&str>,
+) -> Result<Option<SchemaChange>, CqlError> {
     let ks_name = keyspace_of(&s.name, current)?;
     let ks = user_keyspace(schema, &ks_name)?;
     if !ks.types.contains_key(&s.name.name) {
         if s.if_exists {
             return Ok(None);
         }
-        return Err(invalid(format!("No user type named {} exists.", s.name.name)));
+        return Err(invalid(format!(
+            "No user type named {} exists.",
+            s.name.name
+        )));
     }
     fn uses(ty: &CqlType, name: &str) -> bool {
         match ty {
@@ -711,7 +840,11 @@ fn drop_type(schema: &mut Schema, s: &ast::Drop, current: Option<&str>) -> Resul
             _ => false,
         }
     }
-    if let Some(table) = ks.tables.values().find(|t| t.columns.iter().any(|c| uses(&c.ty, &s.name.name))) {
+    if let Some(table) = ks
+        .tables
+        .values()
+        .find(|t| t.columns.iter().any(|c| uses(&c.ty, &s.name.name)))
+    {
         return Err(invalid(format!(
             "Cannot drop user type {ks_name}.{} as it is still used by table {}",
             s.name.name, table.name

@@ -15,7 +15,9 @@ use crate::system::{self, NodeInfo};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Describe {
     Keyspaces,
-    Schema { full: bool },
+    Schema {
+        full: bool,
+    },
     Keyspace(Option<String>),
     Tables,
     Table(Option<String>, String),
@@ -63,7 +65,10 @@ fn parse_words(words: &[&str]) -> Result<Describe, CqlError> {
         CqlError::Syntax(crate::parser::SyntaxError {
             line: 1,
             column: 0,
-            message: format!("no viable alternative at input 'DESCRIBE {}'", words.join(" ")),
+            message: format!(
+                "no viable alternative at input 'DESCRIBE {}'",
+                words.join(" ")
+            ),
         })
     };
     Ok(match lower.as_slice() {
@@ -164,7 +169,12 @@ pub fn execute(
         Describe::Keyspaces => {
             with_statements = false;
             for ks in schema.keyspaces.values() {
-                elements.push(Element { keyspace: ks.name.clone(), kind: "keyspace", name: ks.name.clone(), create: String::new() });
+                elements.push(Element {
+                    keyspace: ks.name.clone(),
+                    kind: "keyspace",
+                    name: ks.name.clone(),
+                    create: String::new(),
+                });
             }
         }
         Describe::Schema { full } => {
@@ -185,11 +195,21 @@ pub fn execute(
             for ks in keyspaces {
                 if *describe == Describe::Tables {
                     for t in ks.tables.values() {
-                        elements.push(Element { keyspace: ks.name.clone(), kind: "table", name: t.name.clone(), create: String::new() });
+                        elements.push(Element {
+                            keyspace: ks.name.clone(),
+                            kind: "table",
+                            name: t.name.clone(),
+                            create: String::new(),
+                        });
                     }
                 } else {
                     for t in ks.types.values() {
-                        elements.push(Element { keyspace: ks.name.clone(), kind: "type", name: t.name.clone(), create: String::new() });
+                        elements.push(Element {
+                            keyspace: ks.name.clone(),
+                            kind: "type",
+                            name: t.name.clone(),
+                            create: String::new(),
+                        });
                     }
                 }
             }
@@ -197,17 +217,31 @@ pub fn execute(
         Describe::Functions | Describe::Aggregates => with_statements = false,
         Describe::Table(ks, name) => {
             let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
-            let table = ks.tables.get(name).ok_or_else(|| {
-                invalid(format!("'{name}' not found in keyspace '{}'", ks.name))
-            })?;
-            elements.push(Element { keyspace: ks.name.clone(), kind: "table", name: name.clone(), create: system::describe_table(table) });
+            let table = ks
+                .tables
+                .get(name)
+                .ok_or_else(|| invalid(format!("'{name}' not found in keyspace '{}'", ks.name)))?;
+            elements.push(Element {
+                keyspace: ks.name.clone(),
+                kind: "table",
+                name: name.clone(),
+                create: system::describe_table(table),
+            });
         }
         Describe::Type(ks, name) => {
             let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
             let udt = ks.types.get(name).ok_or_else(|| {
-                invalid(format!("User defined type '{name}' not found in '{}'", ks.name))
+                invalid(format!(
+                    "User defined type '{name}' not found in '{}'",
+                    ks.name
+                ))
             })?;
-            elements.push(Element { keyspace: ks.name.clone(), kind: "type", name: name.clone(), create: system::describe_type(udt) });
+            elements.push(Element {
+                keyspace: ks.name.clone(),
+                kind: "type",
+                name: name.clone(),
+                create: system::describe_type(udt),
+            });
         }
         Describe::Name(ks, name) => {
             if ks.is_none() {
@@ -217,10 +251,16 @@ pub fn execute(
                 }
             }
             let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
-            let table = ks.tables.get(name).ok_or_else(|| {
-                invalid(format!("'{name}' not found in keyspace '{}'", ks.name))
-            })?;
-            elements.push(Element { keyspace: ks.name.clone(), kind: "table", name: name.clone(), create: system::describe_table(table) });
+            let table = ks
+                .tables
+                .get(name)
+                .ok_or_else(|| invalid(format!("'{name}' not found in keyspace '{}'", ks.name)))?;
+            elements.push(Element {
+                keyspace: ks.name.clone(),
+                kind: "table",
+                name: name.clone(),
+                create: system::describe_table(table),
+            });
         }
         Describe::Cluster => unreachable!("answered above"),
     }
@@ -228,7 +268,11 @@ pub fn execute(
 }
 
 fn rows(elements: Vec<Element>, with_statements: bool) -> Result<Rows, CqlError> {
-    let mut columns = vec![text_spec("keyspace_name"), text_spec("type"), text_spec("name")];
+    let mut columns = vec![
+        text_spec("keyspace_name"),
+        text_spec("type"),
+        text_spec("name"),
+    ];
     if with_statements {
         columns.push(text_spec("create_statement"));
     }
@@ -256,7 +300,11 @@ fn finish(writer: RowsWriter, columns: Vec<ColumnSpec>) -> Result<Rows, CqlError
 }
 
 fn cluster_rows(node: &NodeInfo) -> Result<Rows, CqlError> {
-    let columns = vec![text_spec("cluster"), text_spec("partitioner"), text_spec("snitch")];
+    let columns = vec![
+        text_spec("cluster"),
+        text_spec("partitioner"),
+        text_spec("snitch"),
+    ];
     let mut writer = RowsWriter::new(columns.len());
     writer.push_value(Some(node.cluster_name.as_bytes()));
     writer.push_value(Some(node.partitioner.as_bytes()));
@@ -271,8 +319,11 @@ mod tests {
 
     #[test]
     fn parses_the_forms_cqlsh_sends() {
-        assert_eq!(parse("SELECT 1"), None);
-        assert_eq!(parse("DESCRIBE KEYSPACES").and_then(Result::ok), Some(Describe::Keyspaces));
+        assert!(parse("SELECT 1").is_none());
+        assert_eq!(
+            parse("DESCRIBE KEYSPACES").and_then(Result::ok),
+            Some(Describe::Keyspaces)
+        );
         assert_eq!(
             parse("desc table Ks.\"MyTable\";").and_then(Result::ok),
             Some(Describe::Table(Some("ks".into()), "MyTable".into()))
@@ -285,7 +336,10 @@ mod tests {
             parse("DESCRIBE KEYSPACE ks1").and_then(Result::ok),
             Some(Describe::Keyspace(Some("ks1".into())))
         );
-        assert!(matches!(parse("DESCRIBE TABLE a b c"), Some(Err(CqlError::Syntax(_)))));
+        assert!(matches!(
+            parse("DESCRIBE TABLE a b c"),
+            Some(Err(CqlError::Syntax(_)))
+        ));
     }
 
     #[test]
@@ -293,13 +347,40 @@ mod tests {
         let mut schema = Schema::default();
         schema.keyspaces.insert(
             "ks".into(),
-            KeyspaceDef::new("ks", [("class".to_string(), "org.apache.cassandra.locator.SimpleStrategy".to_string()), ("replication_factor".to_string(), "1".to_string())].into(), true),
+            KeyspaceDef::new(
+                "ks",
+                [
+                    (
+                        "class".to_string(),
+                        "org.apache.cassandra.locator.SimpleStrategy".to_string(),
+                    ),
+                    ("replication_factor".to_string(), "1".to_string()),
+                ]
+                .into(),
+                true,
+            ),
         );
-        let node = NodeInfo::single("c", "127.0.0.1".parse().expect("ip"), 9042, uuid::Uuid::nil(), vec![0]);
-        let rows = execute(&Describe::Keyspace(Some("ks".into())), &schema, None, &node).expect("describe");
+        let node = NodeInfo::single(
+            "c",
+            "127.0.0.1".parse().expect("ip"),
+            9042,
+            uuid::Uuid::nil(),
+            vec![0],
+        );
+        let rows = execute(&Describe::Keyspace(Some("ks".into())), &schema, None, &node)
+            .expect("describe");
         assert_eq!(rows.rows_count, 1);
         let text = String::from_utf8_lossy(&rows.rows_content);
-        assert!(text.contains("CREATE KEYSPACE ks WITH replication"), "{text}");
-        assert!(execute(&Describe::Keyspace(Some("nope".into())), &schema, None, &node).is_err());
+        assert!(
+            text.contains("CREATE KEYSPACE ks WITH replication"),
+            "{text}"
+        );
+        assert!(execute(
+            &Describe::Keyspace(Some("nope".into())),
+            &schema,
+            None,
+            &node
+        )
+        .is_err());
     }
 }

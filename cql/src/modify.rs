@@ -121,7 +121,9 @@ pub fn prepare_insert(
     binds: &mut BindSpecs,
 ) -> Result<ModifyPlan, CqlError> {
     if stmt.if_not_exists {
-        return Err(invalid("Conditional updates (IF NOT EXISTS) are not supported yet"));
+        return Err(invalid(
+            "Conditional updates (IF NOT EXISTS) are not supported yet",
+        ));
     }
     let (columns, values) = match &stmt.values {
         InsertValues::Columns { columns, values } => (columns, values),
@@ -138,7 +140,9 @@ pub fn prepare_insert(
     for (name, term) in columns.iter().zip(values) {
         let col = column(&table, name)?.clone();
         if columns.iter().filter(|c| *c == name).count() > 1 {
-            return Err(invalid(format!("Multiple definitions found for column {name}")));
+            return Err(invalid(format!(
+                "Multiple definitions found for column {name}"
+            )));
         }
         binds.collect(term, &col.name, &col.ty);
         match col.kind {
@@ -186,7 +190,8 @@ fn check_full_key(plan: &ModifyPlan) -> Result<(), CqlError> {
         .iter()
         .any(|op| op_column(op).kind == ColumnKind::Regular);
     let clustering_missing = plan.clustering.iter().any(Option::is_none);
-    if plan.kind == ModifyKind::Insert && clustering_missing && plan.table.clustering_key_len() > 0 {
+    if plan.kind == ModifyKind::Insert && clustering_missing && plan.table.clustering_key_len() > 0
+    {
         let first = plan
             .table
             .clustering_key()
@@ -194,8 +199,16 @@ fn check_full_key(plan: &ModifyPlan) -> Result<(), CqlError> {
             .find(|(_, r)| r.is_none())
             .map(|(c, _)| c.name.clone())
             .unwrap_or_default();
-        if writes_regular || !plan.operations.iter().all(|op| op_column(op).kind == ColumnKind::Static) || plan.operations.is_empty() {
-            return Err(invalid(format!("Some clustering keys are missing: {first}")));
+        if writes_regular
+            || !plan
+                .operations
+                .iter()
+                .all(|op| op_column(op).kind == ColumnKind::Static)
+            || plan.operations.is_empty()
+        {
+            return Err(invalid(format!(
+                "Some clustering keys are missing: {first}"
+            )));
         }
     }
     Ok(())
@@ -247,12 +260,22 @@ fn assignment_operation(
     binds: &mut BindSpecs,
 ) -> Result<Operation, CqlError> {
     Ok(match assignment {
-        Assignment::Set { column: name, value } => {
+        Assignment::Set {
+            column: name,
+            value,
+        } => {
             let col = column(table, name)?.clone();
             binds.collect(value, &col.name, &col.ty);
             Operation::Set(col, value.clone())
         }
-        Assignment::Add { column: name, value } | Assignment::Prepend { column: name, value } => {
+        Assignment::Add {
+            column: name,
+            value,
+        }
+        | Assignment::Prepend {
+            column: name,
+            value,
+        } => {
             let col = column(table, name)?.clone();
             if col.ty.is_counter() {
                 return Err(invalid("Counter columns are not supported yet"));
@@ -265,14 +288,19 @@ fn assignment_operation(
             binds.collect(value, &col.name, &col.ty);
             if matches!(assignment, Assignment::Prepend { .. }) {
                 if !matches!(col.ty, CqlType::List { .. }) {
-                    return Err(invalid(format!("Invalid operation for non list column {name}")));
+                    return Err(invalid(format!(
+                        "Invalid operation for non list column {name}"
+                    )));
                 }
                 Operation::Prepend(col, value.clone())
             } else {
                 Operation::Add(col, value.clone())
             }
         }
-        Assignment::Subtract { column: name, value } => {
+        Assignment::Subtract {
+            column: name,
+            value,
+        } => {
             let col = column(table, name)?.clone();
             if !col.ty.is_multi_cell() {
                 return Err(invalid(format!(
@@ -286,14 +314,22 @@ fn assignment_operation(
             binds.collect(value, &col.name, &receiver);
             Operation::Subtract(col, value.clone())
         }
-        Assignment::SetElement { column: name, key, value } => {
+        Assignment::SetElement {
+            column: name,
+            key,
+            value,
+        } => {
             let col = column(table, name)?.clone();
             let (key_ty, value_ty) = element_types(&col)?;
             binds.collect(key, &format!("key({name})"), &key_ty);
             binds.collect(value, &format!("value({name})"), &value_ty);
             Operation::SetElement(col, key.clone(), value.clone())
         }
-        Assignment::SetField { column: name, field, value } => {
+        Assignment::SetField {
+            column: name,
+            field,
+            value,
+        } => {
             let col = column(table, name)?.clone();
             let (index, ty) = udt_field(&col, field)?;
             binds.collect(value, &format!("{name}.{field}"), &ty);
@@ -305,8 +341,15 @@ fn assignment_operation(
 /// Key and value types for `c[key]` on a non-frozen list or map.
 fn element_types(col: &ColumnDef) -> Result<(CqlType, CqlType), CqlError> {
     match &col.ty {
-        CqlType::List { elem, frozen: false } => Ok((CqlType::Int, (**elem).clone())),
-        CqlType::Map { key, value, frozen: false } => Ok(((**key).clone(), (**value).clone())),
+        CqlType::List {
+            elem,
+            frozen: false,
+        } => Ok((CqlType::Int, (**elem).clone())),
+        CqlType::Map {
+            key,
+            value,
+            frozen: false,
+        } => Ok(((**key).clone(), (**value).clone())),
         _ => Err(invalid(format!(
             "Invalid operation ({}[?] = ?) for non list/map column {}",
             col.name, col.name
@@ -321,7 +364,12 @@ fn udt_field(col: &ColumnDef, field: &str) -> Result<(usize, CqlType), CqlError>
             .iter()
             .position(|(f, _)| f == field)
             .map(|i| (i, udt.fields[i].1.clone()))
-            .ok_or_else(|| invalid(format!("UDT column {} does not have a field named {field}", col.name))),
+            .ok_or_else(|| {
+                invalid(format!(
+                    "UDT column {} does not have a field named {field}",
+                    col.name
+                ))
+            }),
         CqlType::Udt(_) => Err(invalid(format!(
             "Invalid operation ({}.{field} = ?) for frozen UDT column {}",
             col.name, col.name
@@ -352,13 +400,19 @@ pub fn prepare_delete(
             DeleteTarget::Element { column: name, key } => {
                 let col = column(&table, name)?.clone();
                 let key_ty = match &col.ty {
-                    CqlType::Set { elem, frozen: false } => (**elem).clone(),
+                    CqlType::Set {
+                        elem,
+                        frozen: false,
+                    } => (**elem).clone(),
                     _ => element_types(&col)?.0,
                 };
                 binds.collect(key, &format!("key({name})"), &key_ty);
                 Operation::DeleteElement(col, key.clone())
             }
-            DeleteTarget::Field { column: name, field } => {
+            DeleteTarget::Field {
+                column: name,
+                field,
+            } => {
                 let col = column(&table, name)?.clone();
                 let (index, _) = udt_field(&col, field)?;
                 Operation::DeleteField(col, index)
@@ -386,12 +440,23 @@ fn restrict_keys(
     let table = plan.table.clone();
     for relation in relations {
         let (name, restriction) = match relation {
-            Relation::Simple { column: name, op: Operator::Eq, value } => {
-                (name, KeyRestriction::Eq(value.clone()))
-            }
-            Relation::In { column: name, values } => (name, KeyRestriction::In(values.clone())),
-            Relation::Simple { column: name, op, value }
-                if matches!(op, Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte) =>
+            Relation::Simple {
+                column: name,
+                op: Operator::Eq,
+                value,
+            } => (name, KeyRestriction::Eq(value.clone())),
+            Relation::In {
+                column: name,
+                values,
+            } => (name, KeyRestriction::In(values.clone())),
+            Relation::Simple {
+                column: name,
+                op,
+                value,
+            } if matches!(
+                op,
+                Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte
+            ) =>
             {
                 let col = column(&table, name)?;
                 if col.kind != ColumnKind::Clustering || plan.kind != ModifyKind::Delete {
@@ -426,9 +491,11 @@ fn restrict_keys(
             KeyRestriction::In(InValues::List(ts)) => {
                 ts.iter().for_each(|t| binds.collect(t, &col.name, &col.ty))
             }
-            KeyRestriction::In(InValues::Marker(m)) => {
-                binds.set(m.index, &format!("in({})", col.name), &CqlType::list(col.ty.clone(), false))
-            }
+            KeyRestriction::In(InValues::Marker(m)) => binds.set(
+                m.index,
+                &format!("in({})", col.name),
+                &CqlType::list(col.ty.clone(), false),
+            ),
             KeyRestriction::Slice { .. } => {}
         }
         match col.kind {
@@ -448,7 +515,9 @@ fn check_where(plan: &ModifyPlan, is_delete: bool) -> Result<(), CqlError> {
     check_full_key(plan)?;
     let restricted = plan.clustering.iter().take_while(|r| r.is_some()).count();
     if plan.clustering[restricted..].iter().any(Option::is_some) {
-        return Err(invalid("PRIMARY KEY column cannot be restricted as preceding column is not restricted"));
+        return Err(invalid(
+            "PRIMARY KEY column cannot be restricted as preceding column is not restricted",
+        ));
     }
     let slices = plan
         .clustering
@@ -468,13 +537,25 @@ fn check_where(plan: &ModifyPlan, is_delete: bool) -> Result<(), CqlError> {
             .nth(restricted)
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        return Err(invalid(format!("Some clustering keys are missing: {missing}")));
+        return Err(invalid(format!(
+            "Some clustering keys are missing: {missing}"
+        )));
     }
     if is_delete && !plan.operations.is_empty() && !full_row && !only_static {
-        return Err(invalid("Range deletions are not supported for specific columns"));
+        return Err(invalid(
+            "Range deletions are not supported for specific columns",
+        ));
     }
-    if slices > 1 || (slices == 1 && !matches!(plan.clustering[restricted - 1], Some(KeyRestriction::Slice { .. }))) {
-        return Err(invalid("A slice restriction must be on the last restricted clustering column"));
+    if slices > 1
+        || (slices == 1
+            && !matches!(
+                plan.clustering[restricted - 1],
+                Some(KeyRestriction::Slice { .. })
+            ))
+    {
+        return Err(invalid(
+            "A slice restriction must be on the last restricted clustering column",
+        ));
     }
     Ok(())
 }
@@ -510,7 +591,9 @@ pub fn write_params(
         None => i64::from(table.options.default_time_to_live),
     };
     if ttl < 0 {
-        return Err(invalid(format!("A TTL must be greater or equal to 0, but was {ttl}")));
+        return Err(invalid(format!(
+            "A TTL must be greater or equal to 0, but was {ttl}"
+        )));
     }
     if ttl > MAX_TTL_SECS {
         return Err(invalid(format!(
@@ -520,17 +603,23 @@ pub fn write_params(
     let now_secs = i32::try_from(ctx.now_micros.div_euclid(1_000_000)).unwrap_or(i32::MAX);
     Ok(WriteParams {
         timestamp,
-        ttl: (ttl > 0).then(|| ttl as i32),
+        ttl: i32::try_from(ttl).ok().filter(|ttl| *ttl > 0),
         now_secs,
     })
 }
 
 fn be_i64(v: &[u8]) -> Result<i64, CqlError> {
-    Ok(i64::from_be_bytes(v.try_into().map_err(|_| invalid("Expected 8 bytes for a bigint"))?))
+    Ok(i64::from_be_bytes(
+        v.try_into()
+            .map_err(|_| invalid("Expected 8 bytes for a bigint"))?,
+    ))
 }
 
 fn be_i32(v: &[u8]) -> Result<i32, CqlError> {
-    Ok(i32::from_be_bytes(v.try_into().map_err(|_| invalid("Expected 4 bytes for an int"))?))
+    Ok(i32::from_be_bytes(
+        v.try_into()
+            .map_err(|_| invalid("Expected 4 bytes for an int"))?,
+    ))
 }
 
 /// Evaluates key restrictions to the list of values per column (cartesian
@@ -540,7 +629,17 @@ fn key_values(
     col: &ColumnDef,
     ctx: &EvalContext<'_>,
 ) -> Result<Vec<Bytes>, CqlError> {
-    let what = |c: &ColumnDef| format!("{} {}", if c.kind == ColumnKind::PartitionKey { "partition key part" } else { "clustering key part" }, c.name);
+    let what = |c: &ColumnDef| {
+        format!(
+            "{} {}",
+            if c.kind == ColumnKind::PartitionKey {
+                "partition key part"
+            } else {
+                "clustering key part"
+            },
+            c.name
+        )
+    };
     match restriction {
         KeyRestriction::Eq(t) => Ok(vec![eval(t, &col.ty, ctx)?.required(&what(col))?]),
         KeyRestriction::In(InValues::List(ts)) => ts
@@ -574,7 +673,10 @@ fn cartesian(columns: Vec<Vec<Bytes>>) -> Vec<Vec<Bytes>> {
 }
 
 /// The decorated partition keys the plan writes.
-pub fn partition_keys(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<Vec<DecoratedKey>, CqlError> {
+pub fn partition_keys(
+    plan: &ModifyPlan,
+    ctx: &EvalContext<'_>,
+) -> Result<Vec<DecoratedKey>, CqlError> {
     let per_column = plan
         .table
         .partition_key()
@@ -608,7 +710,10 @@ fn row_target(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<RowTarget, Cql
         .filter_map(|(c, r)| r.as_ref().map(|r| (c, r)))
         .collect();
     let only_static = !plan.operations.is_empty()
-        && plan.operations.iter().all(|op| op_column(op).kind == ColumnKind::Static);
+        && plan
+            .operations
+            .iter()
+            .all(|op| op_column(op).kind == ColumnKind::Static);
     if only_static && (restricted.is_empty() || plan.kind != ModifyKind::Delete) {
         return Ok(RowTarget::Static);
     }
@@ -617,7 +722,9 @@ fn row_target(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<RowTarget, Cql
     }
     let types = plan.table.clustering_types();
     let (eqs, slice) = match restricted.last() {
-        Some((_, KeyRestriction::Slice { lower, upper })) => (&restricted[..restricted.len() - 1], Some((lower, upper))),
+        Some((_, KeyRestriction::Slice { lower, upper })) => {
+            (&restricted[..restricted.len() - 1], Some((lower, upper)))
+        }
         _ => (&restricted[..], None),
     };
     let prefixes = cartesian(
@@ -631,17 +738,27 @@ fn row_target(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<RowTarget, Cql
     };
     if let Some((lower, upper)) = slice {
         let [prefix] = prefixes.as_slice() else {
-            return Err(invalid("IN restrictions are not supported with range deletions"));
+            return Err(invalid(
+                "IN restrictions are not supported with range deletions",
+            ));
         };
         let col = restricted[restricted.len() - 1].0;
         let bound = |b: &Option<(Term, bool)>| -> Result<Option<ClusteringBound>, CqlError> {
             let Some((term, inclusive)) = b else {
-                return Ok(if prefix.is_empty() { None } else { Some(ClusteringBound::inclusive(encode(prefix))) });
+                return Ok(if prefix.is_empty() {
+                    None
+                } else {
+                    Some(ClusteringBound::inclusive(encode(prefix)))
+                });
             };
             let mut values = prefix.clone();
             values.push(eval(term, &col.ty, ctx)?.required(&col.name)?);
             let key = encode(&values);
-            Ok(Some(if *inclusive { ClusteringBound::inclusive(key) } else { ClusteringBound::exclusive(key) }))
+            Ok(Some(if *inclusive {
+                ClusteringBound::inclusive(key)
+            } else {
+                ClusteringBound::exclusive(key)
+            }))
         };
         let (mut start, mut end) = (bound(lower)?, bound(upper)?);
         if col.descending {
@@ -652,7 +769,9 @@ fn row_target(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<RowTarget, Cql
     let keys: Vec<Bytes> = prefixes.iter().map(|p| encode(p)).collect();
     if restricted.len() < plan.table.clustering_key_len() {
         if keys.len() != 1 {
-            return Err(invalid("IN restrictions are not supported with range deletions"));
+            return Err(invalid(
+                "IN restrictions are not supported with range deletions",
+            ));
         }
         return Ok(RowTarget::Range(ClusteringRange::prefix(keys[0].clone())));
     }
@@ -677,11 +796,15 @@ pub async fn build_mutations(
             RowTarget::Partition if plan.operations.is_empty() => {
                 mutation.partition_deletion = Some(tombstone);
             }
-            RowTarget::Range(range) if plan.kind == ModifyKind::Delete && plan.operations.is_empty() => {
-                mutation.range_tombstones.push(storage::model::RangeTombstone {
-                    range: range.clone(),
-                    tombstone,
-                });
+            RowTarget::Range(range)
+                if plan.kind == ModifyKind::Delete && plan.operations.is_empty() =>
+            {
+                mutation
+                    .range_tombstones
+                    .push(storage::model::RangeTombstone {
+                        range: range.clone(),
+                        tombstone,
+                    });
             }
             RowTarget::Static => {
                 let row = build_row(plan, ctx, params, proxy, &key, None).await?;
@@ -706,7 +829,9 @@ pub async fn build_mutations(
                 mutation.rows.push((Bytes::new(), row));
             }
             RowTarget::Partition | RowTarget::Range(_) => {
-                return Err(invalid("Range deletions are not supported for specific columns"))
+                return Err(invalid(
+                    "Range deletions are not supported for specific columns",
+                ))
             }
         }
         out.push(mutation);
@@ -791,7 +916,8 @@ async fn apply_operation(
                 return Ok(());
             }
             if col.ty.is_multi_cell() {
-                row.complex_deletions.insert(col.id, w.complex_deletion(true));
+                row.complex_deletions
+                    .insert(col.id, w.complex_deletion(true));
                 if let Evaluated::Value(v) = value {
                     write_elements(row, col, &v, w, false)?;
                 }
@@ -800,7 +926,8 @@ async fn apply_operation(
                     Evaluated::Value(v) => w.live(v),
                     _ => w.dead(),
                 };
-                row.cells.insert(storage::model::CellKey::atomic(col.id), cell);
+                row.cells
+                    .insert(storage::model::CellKey::atomic(col.id), cell);
             }
         }
         Operation::Add(col, term) | Operation::Prepend(col, term) => {
@@ -810,25 +937,40 @@ async fn apply_operation(
         }
         Operation::Subtract(col, term) => match &col.ty {
             CqlType::List { elem, .. } => {
-                let Evaluated::Value(v) = eval(term, &col.ty, ctx)? else { return Ok(()) };
+                let Evaluated::Value(v) = eval(term, &col.ty, ctx)? else {
+                    return Ok(());
+                };
                 let remove: Vec<&[u8]> = types::parse_collection(&v)?;
-                let current = read_elements(plan, proxy, key, clustering, col, params_now(w)).await?;
+                let current =
+                    read_elements(plan, proxy, key, clustering, col, params_now(w)).await?;
                 for (path, value) in current {
-                    if remove.iter().any(|r| elem.compare(r, &value) == std::cmp::Ordering::Equal) {
-                        row.cells.insert(storage::model::CellKey::element(col.id, path), w.dead());
+                    if remove
+                        .iter()
+                        .any(|r| elem.compare(r, &value) == std::cmp::Ordering::Equal)
+                    {
+                        row.cells
+                            .insert(storage::model::CellKey::element(col.id, path), w.dead());
                     }
                 }
             }
             CqlType::Set { elem: key_ty, .. } | CqlType::Map { key: key_ty, .. } => {
                 let receiver = CqlType::set((**key_ty).clone(), true);
-                let Evaluated::Value(v) = eval(term, &receiver, ctx)? else { return Ok(()) };
+                let Evaluated::Value(v) = eval(term, &receiver, ctx)? else {
+                    return Ok(());
+                };
                 for item in types::parse_collection(&v)? {
                     let mut path = Vec::new();
                     key_ty.encode_key(item, false, &mut path);
-                    row.cells.insert(storage::model::CellKey::element(col.id, path), w.dead());
+                    row.cells
+                        .insert(storage::model::CellKey::element(col.id, path), w.dead());
                 }
             }
-            _ => return Err(invalid(format!("Invalid operation for column {}", col.name))),
+            _ => {
+                return Err(invalid(format!(
+                    "Invalid operation for column {}",
+                    col.name
+                )))
+            }
         },
         Operation::SetElement(col, key_term, value_term) => {
             let (key_ty, value_ty) = element_types(col)?;
@@ -851,23 +993,31 @@ async fn apply_operation(
                     Bytes::from(path)
                 }
             };
-            row.cells.insert(storage::model::CellKey::element(col.id, path), cell);
+            row.cells
+                .insert(storage::model::CellKey::element(col.id, path), cell);
         }
         Operation::SetField(col, index, term) => {
-            let CqlType::Udt(udt) = &col.ty else { return Ok(()) };
+            let CqlType::Udt(udt) = &col.ty else {
+                return Ok(());
+            };
             let value = eval(term, &udt.fields[*index].1, ctx)?;
             let cell = match value {
                 Evaluated::Unset => return Ok(()),
                 Evaluated::Value(v) => w.live(v),
                 Evaluated::Null => w.dead(),
             };
-            row.cells.insert(storage::model::CellKey::element(col.id, field_path(*index)), cell);
+            row.cells.insert(
+                storage::model::CellKey::element(col.id, field_path(*index)),
+                cell,
+            );
         }
         Operation::Delete(col) => {
             if col.ty.is_multi_cell() {
-                row.complex_deletions.insert(col.id, w.complex_deletion(false));
+                row.complex_deletions
+                    .insert(col.id, w.complex_deletion(false));
             } else {
-                row.cells.insert(storage::model::CellKey::atomic(col.id), w.dead());
+                row.cells
+                    .insert(storage::model::CellKey::atomic(col.id), w.dead());
             }
         }
         Operation::DeleteElement(col, key_term) => {
@@ -877,18 +1027,27 @@ async fn apply_operation(
                     list_path_at(plan, proxy, key, clustering, col, &k, params_now(w)).await?
                 }
                 CqlType::Set { elem: key_ty, .. } | CqlType::Map { key: key_ty, .. } => {
-                    let k = eval(key_term, key_ty, ctx)?.required(&format!("key of {}", col.name))?;
+                    let k =
+                        eval(key_term, key_ty, ctx)?.required(&format!("key of {}", col.name))?;
                     let mut path = Vec::new();
                     key_ty.encode_key(&k, false, &mut path);
                     Bytes::from(path)
                 }
-                _ => return Err(invalid(format!("Invalid deletion of element of {}", col.name))),
+                _ => {
+                    return Err(invalid(format!(
+                        "Invalid deletion of element of {}",
+                        col.name
+                    )))
+                }
             };
-            row.cells.insert(storage::model::CellKey::element(col.id, path), w.dead());
+            row.cells
+                .insert(storage::model::CellKey::element(col.id, path), w.dead());
         }
         Operation::DeleteField(col, index) => {
-            row.cells
-                .insert(storage::model::CellKey::element(col.id, field_path(*index)), w.dead());
+            row.cells.insert(
+                storage::model::CellKey::element(col.id, field_path(*index)),
+                w.dead(),
+            );
         }
     }
     Ok(())
@@ -931,8 +1090,10 @@ fn write_elements(
             for item in types::parse_collection(v)? {
                 let mut path = Vec::new();
                 elem.encode_key(item, false, &mut path);
-                row.cells
-                    .insert(storage::model::CellKey::element(col.id, path), w.live(Bytes::new()));
+                row.cells.insert(
+                    storage::model::CellKey::element(col.id, path),
+                    w.live(Bytes::new()),
+                );
             }
         }
         CqlType::Map { key, .. } => {
@@ -951,8 +1112,10 @@ fn write_elements(
                     Some(value) => w.live(Bytes::copy_from_slice(value)),
                     None => w.dead(),
                 };
-                row.cells
-                    .insert(storage::model::CellKey::element(col.id, field_path(index)), cell);
+                row.cells.insert(
+                    storage::model::CellKey::element(col.id, field_path(index)),
+                    cell,
+                );
             }
         }
         _ => return Err(invalid(format!("Column {} is not a collection", col.name))),
@@ -1014,9 +1177,15 @@ async fn read_elements(
     let result = proxy
         .read_partition(plan.table.id, key.clone(), slice, now_secs)
         .await?;
-    let Some(partition) = result else { return Ok(vec![]) };
+    let Some(partition) = result else {
+        return Ok(vec![]);
+    };
     let row = match clustering {
-        Some(c) => partition.rows.into_iter().find(|(k, _)| k == c).map(|(_, r)| r),
+        Some(c) => partition
+            .rows
+            .into_iter()
+            .find(|(k, _)| k == c)
+            .map(|(_, r)| r),
         None => partition.static_row,
     };
     Ok(row

@@ -35,7 +35,7 @@ use crate::parser::ast::{self, BatchChild, Statement};
 use crate::parser::{parse_statement, ParsedStatement};
 use crate::select::{self, DataSource, PageOptions, SelectPlan};
 use crate::system::{self, NodeInfo};
-use crate::values::{BindSpecs, EvalContext};
+use crate::values::{eval, BindSpecs, EvalContext, Evaluated};
 
 /// Prepared statements kept per shard before the cache is cleared.
 const PREPARED_CACHE_CAPACITY: usize = 10_000;
@@ -43,9 +43,16 @@ const PREPARED_CACHE_CAPACITY: usize = 10_000;
 /// What a prepared statement does.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    Select { plan: SelectPlan, is_virtual: bool },
+    Select {
+        plan: Box<SelectPlan>,
+        is_virtual: bool,
+    },
     Modify(ModifyPlan),
-    Batch { kind: ast::BatchKind, using: ast::Using, plans: Vec<ModifyPlan> },
+    Batch {
+        kind: ast::BatchKind,
+        using: ast::Using,
+        plans: Vec<ModifyPlan>,
+    },
     Schema(Box<Statement>),
     Use(String),
     Truncate(Arc<TableDef>),
@@ -63,6 +70,8 @@ pub struct Prepared {
     pub bind_names: Vec<Option<String>>,
     pub pk_indexes: Vec<u16>,
     pub result_columns: Vec<ColumnSpec>,
+    /// `USING TIMEOUT`: the statement's own deadline.
+    timeout: Option<ast::Term>,
     schema_version: Uuid,
 }
 
@@ -135,6 +144,8 @@ pub struct ProcessorConfig {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub range_timeout: Duration,
+    pub truncate_timeout: Duration,
+    pub schema_timeout: Duration,
     pub node: NodeInfo,
 }
 
@@ -177,7 +188,12 @@ impl QueryProcessor {
     }
 
     /// Finds a table, user or system.
-    pub fn lookup_table(&self, schema: &Schema, keyspace: &str, name: &str) -> Result<Arc<TableDef>, CqlError> {
+    pub fn lookup_table(
+        &self,
+        schema: &Schema,
+        keyspace: &str,
+        name: &str,
+    ) -> Result<Arc<TableDef>, CqlError> {
         if system::is_system_keyspace(keyspace) {
             let ks = self
                 .system_keyspaces
@@ -240,7 +256,12 @@ impl QueryProcessor {
         self.prepare(&found.query, found.keyspace.as_deref())
     }
 
-    fn prepare_uncached(&self, id: Bytes, query: &str, keyspace: Option<&str>) -> Result<Prepared, CqlError> {
+    fn prepare_uncached(
+        &self,
+        id: Bytes,
+        query: &str,
+        keyspace: Option<&str>,
+    ) -> Result<Prepared, CqlError> {
         if let Some(describe) = crate::describe::parse(query) {
             return Ok(Prepared {
                 id,
@@ -251,10 +272,16 @@ impl QueryProcessor {
                 bind_names: Vec::new(),
                 pk_indexes: Vec::new(),
                 result_columns: Vec::new(),
+                timeout: None,
                 schema_version: local::schema().version,
             });
         }
-        let ParsedStatement { statement, bind_count, bind_names } = parse_statement(query)?;
+        let ParsedStatement {
+            statement,
+            bind_count,
+            bind_names,
+        } = parse_statement(query)?;
+        let timeout = statement_timeout_term(&statement);
         let schema = local::schema();
         let mut binds = BindSpecs::new(bind_count);
         let mut result_columns = Vec::new();
@@ -266,7 +293,10 @@ impl QueryProcessor {
                 let plan = select::prepare_select(&s, table.clone(), &mut binds)?;
                 result_columns = plan.result_columns();
                 pk_table = Some(table);
-                Plan::Select { plan, is_virtual: system::is_system_keyspace(&ks) }
+                Plan::Select {
+                    plan: Box::new(plan),
+                    is_virtual: system::is_system_keyspace(&ks),
+                }
             }
             Statement::Insert(s) => {
                 let table = self.user_table(&schema, &s.table, keyspace)?;
@@ -291,12 +321,19 @@ impl QueryProcessor {
                 if let Some(t) = &b.using.timestamp {
                     binds.collect(t, "[timestamp]", &CqlType::Bigint);
                 }
-                Plan::Batch { kind: b.kind, using: b.using.clone(), plans }
+                Plan::Batch {
+                    kind: b.kind,
+                    using: b.using.clone(),
+                    plans,
+                }
             }
             Statement::Use(ks) => Plan::Use(ks),
             Statement::Truncate(name) => Plan::Truncate(self.user_table(&schema, &name, keyspace)?),
             Statement::Auth(a) => {
-                return Err(invalid(format!("{} statements are not supported yet", a.verb)))
+                return Err(invalid(format!(
+                    "{} statements are not supported yet",
+                    a.verb
+                )))
             }
             other => Plan::Schema(Box::new(other)),
         };
@@ -330,14 +367,22 @@ impl QueryProcessor {
             bind_names,
             pk_indexes,
             result_columns,
+            timeout,
             schema_version: schema.version,
         })
     }
 
-    fn user_table(&self, schema: &Schema, name: &ast::QualifiedName, keyspace: Option<&str>) -> Result<Arc<TableDef>, CqlError> {
+    fn user_table(
+        &self,
+        schema: &Schema,
+        name: &ast::QualifiedName,
+        keyspace: Option<&str>,
+    ) -> Result<Arc<TableDef>, CqlError> {
         let ks = ddl::keyspace_of(name, keyspace)?;
         if system::is_system_keyspace(&ks) {
-            return Err(CqlError::Unauthorized(format!("{ks} keyspace is not user-modifiable.")));
+            return Err(CqlError::Unauthorized(format!(
+                "{ks} keyspace is not user-modifiable."
+            )));
         }
         self.lookup_table(schema, &ks, &name.name)
     }
@@ -350,14 +395,24 @@ impl QueryProcessor {
         binds: &mut BindSpecs,
     ) -> Result<ModifyPlan, CqlError> {
         match child {
-            BatchChild::Insert(s) => modify::prepare_insert(s, self.user_table(schema, &s.table, keyspace)?, binds),
-            BatchChild::Update(s) => modify::prepare_update(s, self.user_table(schema, &s.table, keyspace)?, binds),
-            BatchChild::Delete(s) => modify::prepare_delete(s, self.user_table(schema, &s.table, keyspace)?, binds),
+            BatchChild::Insert(s) => {
+                modify::prepare_insert(s, self.user_table(schema, &s.table, keyspace)?, binds)
+            }
+            BatchChild::Update(s) => {
+                modify::prepare_update(s, self.user_table(schema, &s.table, keyspace)?, binds)
+            }
+            BatchChild::Delete(s) => {
+                modify::prepare_delete(s, self.user_table(schema, &s.table, keyspace)?, binds)
+            }
         }
     }
 
     /// Orders named values by the statement's markers.
-    pub fn positional_values(&self, prepared: &Prepared, values: Values) -> Result<Vec<Value>, CqlError> {
+    pub fn positional_values(
+        &self,
+        prepared: &Prepared,
+        values: Values,
+    ) -> Result<Vec<Value>, CqlError> {
         match values {
             Values::Positional(v) => Ok(v),
             Values::Named(named) => prepared
@@ -395,17 +450,29 @@ impl QueryProcessor {
             values,
             now_micros: scheduler::clock::now_micros(),
         };
+        let own_timeout = statement_timeout(prepared.timeout.as_ref(), &ctx)?;
+        let read_limit = own_timeout.unwrap_or(self.config.read_timeout);
+        let write_limit = own_timeout.unwrap_or(self.config.write_timeout);
         match &prepared.plan {
             Plan::Select { plan, is_virtual } => {
-                let rows = self.with_deadline(false, self.run_select(plan, *is_virtual, &ctx, options)).await?;
+                let rows = with_deadline(
+                    read_limit,
+                    false,
+                    self.run_select(plan, *is_virtual, &ctx, options),
+                )
+                .await?;
                 let mut rows = rows;
                 rows.metadata.no_metadata = options.skip_metadata;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
             Plan::Modify(plan) => {
-                let params = modify::write_params(&plan_using(plan), &plan.table, &ctx, options.timestamp)?;
+                let params =
+                    modify::write_params(&plan_using(plan), &plan.table, &ctx, options.timestamp)?;
                 let mutations = modify::build_mutations(plan, &ctx, params, &self.proxy).await?;
-                self.with_deadline(true, async { Ok(self.proxy.mutate(mutations).await?) }).await?;
+                with_deadline(write_limit, true, async {
+                    Ok(self.proxy.mutate(mutations).await?)
+                })
+                .await?;
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Batch { using, plans, .. } => {
@@ -416,10 +483,14 @@ impl QueryProcessor {
                     if effective.timestamp.is_none() {
                         effective.timestamp = using.timestamp.clone();
                     }
-                    let params = modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
+                    let params =
+                        modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
                     all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
                 }
-                self.with_deadline(true, async { Ok(self.proxy.mutate(all).await?) }).await?;
+                with_deadline(write_limit, true, async {
+                    Ok(self.proxy.mutate(all).await?)
+                })
+                .await?;
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Use(ks) => {
@@ -429,12 +500,27 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::SetKeyspace(ks.clone())))
             }
             Plan::Truncate(table) => {
-                self.proxy.truncate(table.id).await?;
+                with_deadline(self.config.truncate_timeout, true, async {
+                    Ok(self.proxy.truncate(table.id).await?)
+                })
+                .await?;
                 Ok(Outcome::result(ResultResponse::Void))
             }
-            Plan::Schema(statement) => self.execute_schema(statement, session_keyspace).await,
+            Plan::Schema(statement) => {
+                with_deadline(
+                    self.config.schema_timeout,
+                    true,
+                    self.execute_schema(statement, session_keyspace),
+                )
+                .await
+            }
             Plan::Describe(describe) => {
-                let rows = crate::describe::execute(describe, &self.full_schema(), session_keyspace, &self.config.node)?;
+                let rows = crate::describe::execute(
+                    describe,
+                    &self.full_schema(),
+                    session_keyspace,
+                    &self.config.node,
+                )?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
         }
@@ -467,19 +553,11 @@ impl QueryProcessor {
             let params = modify::write_params(plan.using(), &plan.table, &ctx, timestamp)?;
             all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
         }
-        self.with_deadline(true, async { Ok(self.proxy.mutate(all).await?) }).await?;
+        with_deadline(self.config.write_timeout, true, async {
+            Ok(self.proxy.mutate(all).await?)
+        })
+        .await?;
         Ok(Outcome::result(ResultResponse::Void))
-    }
-
-    async fn with_deadline<T>(
-        &self,
-        write: bool,
-        future: impl std::future::Future<Output = Result<T, CqlError>>,
-    ) -> Result<T, CqlError> {
-        let limit = if write { self.config.write_timeout } else { self.config.range_timeout };
-        scheduler::with_timeout(limit, future)
-            .await
-            .unwrap_or(Err(CqlError::Timeout { write }))
     }
 
     async fn run_select(
@@ -501,15 +579,22 @@ impl QueryProcessor {
             let table_def = plan.table();
             let mut table = Table::new(table_def.id);
             let schema = self.full_schema();
-            for mutation in system::virtual_rows(table_def, &schema, &self.config.node, ctx.now_micros) {
+            for mutation in
+                system::virtual_rows(table_def, &schema, &self.config.node, ctx.now_micros)
+            {
                 table.apply(&mutation);
             }
-            return select::execute_select(plan, DataSource::Local(&table), ctx, &page, now_secs).await;
+            return select::execute_select(plan, DataSource::Local(&table), ctx, &page, now_secs)
+                .await;
         }
         select::execute_select(plan, DataSource::Proxy(&self.proxy), ctx, &page, now_secs).await
     }
 
-    async fn execute_schema(&self, statement: &Statement, session_keyspace: Option<&str>) -> Result<Outcome, CqlError> {
+    async fn execute_schema(
+        &self,
+        statement: &Statement,
+        session_keyspace: Option<&str>,
+    ) -> Result<Outcome, CqlError> {
         let statement = statement.clone();
         let keyspace = session_keyspace.map(str::to_string);
         let data_dir = self.config.data_dir.clone();
@@ -537,11 +622,57 @@ async fn apply_schema_statement(
     data_dir: PathBuf,
 ) -> Result<Option<SchemaChange>, CqlError> {
     let current = local::schema();
-    let outcome = ddl::apply(&current, &statement, keyspace.as_deref(), scheduler::clock::now_micros())?;
+    let outcome = ddl::apply(
+        &current,
+        &statement,
+        keyspace.as_deref(),
+        scheduler::clock::now_micros(),
+    )?;
     if outcome.change.is_some() {
         migration::publish(data_dir, outcome.schema).await?;
     }
     Ok(outcome.change)
+}
+
+/// Runs `future` within `limit`; a request past it fails with a timeout.
+async fn with_deadline<T>(
+    limit: Duration,
+    write: bool,
+    future: impl std::future::Future<Output = Result<T, CqlError>>,
+) -> Result<T, CqlError> {
+    scheduler::with_timeout(limit, future)
+        .await
+        .unwrap_or(Err(CqlError::Timeout { write }))
+}
+
+/// The `USING TIMEOUT` term of a statement, if it has one.
+fn statement_timeout_term(statement: &Statement) -> Option<ast::Term> {
+    match statement {
+        Statement::Select(s) => s.timeout.clone(),
+        Statement::Insert(s) => s.using.timeout.clone(),
+        Statement::Update(s) => s.using.timeout.clone(),
+        Statement::Delete(s) => s.using.timeout.clone(),
+        Statement::Batch(b) => b.using.timeout.clone(),
+        _ => None,
+    }
+}
+
+/// Evaluates `USING TIMEOUT` to a duration.
+fn statement_timeout(
+    term: Option<&ast::Term>,
+    ctx: &EvalContext<'_>,
+) -> Result<Option<Duration>, CqlError> {
+    let Some(term) = term else { return Ok(None) };
+    let Evaluated::Value(bytes) = eval(term, &CqlType::Duration, ctx)? else {
+        return Ok(None);
+    };
+    let duration = storage::types::Duration::decode(&bytes)?;
+    if duration.months != 0 || duration.days != 0 || duration.nanos < 0 {
+        return Err(invalid(
+            "Timeout values must be positive and shorter than a day (months and days are not allowed)",
+        ));
+    }
+    Ok(Some(Duration::from_nanos(duration.nanos.unsigned_abs())))
 }
 
 fn plan_using(plan: &ModifyPlan) -> ast::Using {

@@ -23,8 +23,7 @@ use scheduler::sync::Semaphore;
 use crate::error::CqlError;
 use crate::frame::{
     encode_response, Batch, BatchQuery, Compression, ErrorCode, ErrorResponse, ErrorScope, Event,
-    FrameDecoder, QueryParameters, Request, RequestFrame, Response, ResultResponse,
-    SchemaChange,
+    FrameDecoder, QueryParameters, Request, RequestFrame, Response, ResultResponse, SchemaChange,
 };
 use crate::processor::{ExecOptions, Outcome, QueryProcessor};
 
@@ -213,11 +212,17 @@ impl CqlServer {
         conn.closed.set(true);
         let _ = conn.wake_writer.try_send(());
         drop(writer_task);
-        self.connections.borrow_mut().retain(|c| c.strong_count() > 0);
+        self.connections
+            .borrow_mut()
+            .retain(|c| c.strong_count() > 0);
         self.observer.connection_closed();
     }
 
-    async fn read_loop(self: &Rc<Self>, conn: &Rc<Connection>, reader: &mut (impl futures_lite::AsyncRead + Unpin)) {
+    async fn read_loop(
+        self: &Rc<Self>,
+        conn: &Rc<Connection>,
+        reader: &mut (impl futures_lite::AsyncRead + Unpin),
+    ) {
         let mut decoder = FrameDecoder::new(self.config.max_frame_bytes);
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         loop {
@@ -260,7 +265,12 @@ impl CqlServer {
     }
 
     /// Handles one frame; returns false to close the connection.
-    async fn dispatch(self: &Rc<Self>, conn: &Rc<Connection>, decoder: &mut FrameDecoder, frame: RequestFrame) -> bool {
+    async fn dispatch(
+        self: &Rc<Self>,
+        conn: &Rc<Connection>,
+        decoder: &mut FrameDecoder,
+        frame: RequestFrame,
+    ) -> bool {
         self.observer.request(frame.opcode as u8);
         let version = frame.version;
         let stream = frame.stream;
@@ -278,17 +288,25 @@ impl CqlServer {
                 let response = self.startup(conn, decoder, &options);
                 conn.send(version, stream, &response, &[]);
             }
-            Request::Options => conn.send(version, stream, &Response::Supported(self.supported()), &[]),
+            Request::Options => {
+                conn.send(version, stream, &Response::Supported(self.supported()), &[])
+            }
             Request::Register(events) => {
-                conn.registered.set(events.iter().any(|e| e == "SCHEMA_CHANGE"));
+                conn.registered
+                    .set(events.iter().any(|e| e == "SCHEMA_CHANGE"));
                 conn.send(version, stream, &Response::Ready, &[]);
             }
             Request::AuthResponse(_) => {
-                let error = ErrorResponse::new(ErrorCode::ProtocolError, "Unexpected AUTH_RESPONSE: authentication is not enabled");
+                let error = ErrorResponse::new(
+                    ErrorCode::ProtocolError,
+                    "Unexpected AUTH_RESPONSE: authentication is not enabled",
+                );
                 conn.send(version, stream, &Response::Error(error), &[]);
             }
             request => {
-                let Ok(permit) = conn.in_flight.acquire_static_permit(1).await else { return false };
+                let Ok(permit) = conn.in_flight.acquire_static_permit(1).await else {
+                    return false;
+                };
                 let server = self.clone();
                 let conn = conn.clone();
                 self.in_flight.set(self.in_flight.get() + 1);
@@ -305,7 +323,12 @@ impl CqlServer {
         true
     }
 
-    fn startup(&self, conn: &Connection, decoder: &mut FrameDecoder, options: &[(String, String)]) -> Response {
+    fn startup(
+        &self,
+        conn: &Connection,
+        decoder: &mut FrameDecoder,
+        options: &[(String, String)],
+    ) -> Response {
         for (key, value) in options {
             if key.eq_ignore_ascii_case("COMPRESSION") {
                 match Compression::parse(value) {
@@ -332,20 +355,34 @@ impl CqlServer {
         vec![
             one("CQL_VERSION", "3.4.5".into()),
             one("COMPRESSION", "lz4".into()),
-            ("PROTOCOL_VERSIONS".into(), vec!["3/v3".into(), "4/v4".into()]),
+            (
+                "PROTOCOL_VERSIONS".into(),
+                vec!["3/v3".into(), "4/v4".into()],
+            ),
             one("SCYLLA_SHARD", shard.to_string()),
             one("SCYLLA_NR_SHARDS", shards.to_string()),
-            one("SCYLLA_PARTITIONER", "org.apache.cassandra.dht.Murmur3Partitioner".into()),
-            one("SCYLLA_SHARDING_ALGORITHM", "biased-token-round-robin".into()),
+            one(
+                "SCYLLA_PARTITIONER",
+                "org.apache.cassandra.dht.Murmur3Partitioner".into(),
+            ),
+            one(
+                "SCYLLA_SHARDING_ALGORITHM",
+                "biased-token-round-robin".into(),
+            ),
             one("SCYLLA_SHARDING_IGNORE_MSB", "12".into()),
-            one("SCYLLA_SHARD_AWARE_PORT", self.config.shard_aware_port.to_string()),
+            one(
+                "SCYLLA_SHARD_AWARE_PORT",
+                self.config.shard_aware_port.to_string(),
+            ),
         ]
     }
 
     async fn run_request(&self, conn: &Connection, request: Request) -> (Response, Vec<String>) {
         let keyspace = conn.keyspace.borrow().clone();
         let result = match request {
-            Request::Query { query, params } => self.query(&query, params, keyspace.as_deref()).await,
+            Request::Query { query, params } => {
+                self.query(&query, params, keyspace.as_deref()).await
+            }
             Request::Prepare { query } => self.prepare(&query, keyspace.as_deref()).await,
             Request::Execute { id, params } => self.execute(&id, params, keyspace.as_deref()).await,
             Request::Batch(batch) => self.batch(batch, keyspace.as_deref()).await,
@@ -372,12 +409,24 @@ impl CqlServer {
         }
     }
 
-    async fn query(&self, query: &str, params: QueryParameters, keyspace: Option<&str>) -> Result<Outcome, CqlError> {
+    async fn query(
+        &self,
+        query: &str,
+        params: QueryParameters,
+        keyspace: Option<&str>,
+    ) -> Result<Outcome, CqlError> {
         let prepared = self.processor.prepare(query, keyspace)?;
         self.observer.statement(prepared.kind());
         let values = self.processor.positional_values(&prepared, params.values)?;
-        let options = exec_options(params.page_size, params.paging_state, params.timestamp, params.skip_metadata);
-        self.processor.execute(&prepared, &values, &options, keyspace).await
+        let options = exec_options(
+            params.page_size,
+            params.paging_state,
+            params.timestamp,
+            params.skip_metadata,
+        );
+        self.processor
+            .execute(&prepared, &values, &options, keyspace)
+            .await
     }
 
     async fn prepare(&self, query: &str, keyspace: Option<&str>) -> Result<Outcome, CqlError> {
@@ -402,12 +451,24 @@ impl CqlServer {
         })
     }
 
-    async fn execute(&self, id: &bytes::Bytes, params: QueryParameters, keyspace: Option<&str>) -> Result<Outcome, CqlError> {
+    async fn execute(
+        &self,
+        id: &bytes::Bytes,
+        params: QueryParameters,
+        keyspace: Option<&str>,
+    ) -> Result<Outcome, CqlError> {
         let prepared = self.processor.prepared(id)?;
         self.observer.statement(prepared.kind());
         let values = self.processor.positional_values(&prepared, params.values)?;
-        let options = exec_options(params.page_size, params.paging_state, params.timestamp, params.skip_metadata);
-        self.processor.execute(&prepared, &values, &options, keyspace).await
+        let options = exec_options(
+            params.page_size,
+            params.paging_state,
+            params.timestamp,
+            params.skip_metadata,
+        );
+        self.processor
+            .execute(&prepared, &values, &options, keyspace)
+            .await
     }
 
     async fn batch(&self, batch: Batch, keyspace: Option<&str>) -> Result<Outcome, CqlError> {
@@ -424,7 +485,12 @@ impl CqlServer {
     }
 }
 
-fn exec_options(page_size: Option<i32>, paging_state: Option<bytes::Bytes>, timestamp: Option<i64>, skip_metadata: bool) -> ExecOptions {
+fn exec_options(
+    page_size: Option<i32>,
+    paging_state: Option<bytes::Bytes>,
+    timestamp: Option<i64>,
+    skip_metadata: bool,
+) -> ExecOptions {
     ExecOptions {
         page_size,
         paging_state,
@@ -438,7 +504,9 @@ pub async fn broadcast_schema_change(change: SchemaChange) {
     let _ = scheduler::smp::submit_to_all(move || {
         let change = change.clone();
         async move {
-            let Some(server) = SERVER.with(|s| s.borrow().clone()) else { return };
+            let Some(server) = SERVER.with(|s| s.borrow().clone()) else {
+                return;
+            };
             let event = Response::Event(Event::SchemaChange(change));
             for conn in server.connections.borrow().iter().filter_map(Weak::upgrade) {
                 if conn.registered.get() {

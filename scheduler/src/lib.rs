@@ -64,7 +64,9 @@ pub mod sync {
 
 /// Shard-local channels.
 pub mod channels {
-    pub use glommio::channels::local_channel::{new_bounded, new_unbounded, LocalReceiver, LocalSender};
+    pub use glommio::channels::local_channel::{
+        new_bounded, new_unbounded, LocalReceiver, LocalSender,
+    };
 }
 
 /// Runs `future` on this shard in the background.

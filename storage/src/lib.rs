@@ -3,6 +3,6 @@ pub mod database;
 pub mod error;
 pub mod memtable;
 pub mod model;
+pub mod schema;
 pub mod table;
 pub mod types;
-pub mod schema;

@@ -97,7 +97,10 @@ impl Default for TableOptions {
             )]),
             compression: map(&[
                 ("chunk_length_in_kb", "16"),
-                ("sstable_compression", "org.apache.cassandra.io.compress.LZ4Compressor"),
+                (
+                    "sstable_compression",
+                    "org.apache.cassandra.io.compress.LZ4Compressor",
+                ),
             ]),
             crc_check_chance: 1.0,
             default_time_to_live: 0,
@@ -323,7 +326,9 @@ mod tests {
         let bytes = schema.to_json().expect("serializes");
         assert_eq!(Schema::from_json(&bytes).expect("parses"), schema);
         assert_eq!(
-            schema.table_by_id(Uuid::from_u128(7)).map(|t| t.name.as_str()),
+            schema
+                .table_by_id(Uuid::from_u128(7))
+                .map(|t| t.name.as_str()),
             Some("t")
         );
     }

@@ -23,7 +23,10 @@ async fn connects_and_reads_system_local() {
     let node = TestNode::start();
     let session = node.session().await;
     let rows = session
-        .query_unpaged("SELECT cluster_name, release_version FROM system.local WHERE key='local'", ())
+        .query_unpaged(
+            "SELECT cluster_name, release_version FROM system.local WHERE key='local'",
+            (),
+        )
         .await
         .expect("select system.local")
         .into_rows_result()
@@ -40,7 +43,9 @@ async fn insert_update_delete_select() {
     let ks = create_keyspace(&session, "dml").await;
     session
         .query_unpaged(
-            format!("CREATE TABLE {ks}.t (pk int, ck int, v text, s int static, PRIMARY KEY (pk, ck))"),
+            format!(
+                "CREATE TABLE {ks}.t (pk int, ck int, v text, s int static, PRIMARY KEY (pk, ck))"
+            ),
             (),
         )
         .await
@@ -55,7 +60,10 @@ async fn insert_update_delete_select() {
             .expect("insert");
     }
     session
-        .query_unpaged(format!("UPDATE {ks}.t SET v = 'changed', s = 7 WHERE pk = 1 AND ck = 2"), ())
+        .query_unpaged(
+            format!("UPDATE {ks}.t SET v = 'changed', s = 7 WHERE pk = 1 AND ck = 2"),
+            (),
+        )
         .await
         .expect("update");
     session
@@ -82,7 +90,10 @@ async fn insert_update_delete_select() {
         ]
     );
     let rows: Vec<(i32,)> = session
-        .query_unpaged(format!("SELECT ck FROM {ks}.t WHERE pk = 1 AND ck > 1 AND ck <= 3 ORDER BY ck DESC"), ())
+        .query_unpaged(
+            format!("SELECT ck FROM {ks}.t WHERE pk = 1 AND ck > 1 AND ck <= 3 ORDER BY ck DESC"),
+            (),
+        )
         .await
         .expect("slice")
         .into_rows_result()
@@ -100,7 +111,10 @@ async fn update_without_marker_vanishes_when_cells_are_deleted() {
     let session = node.session().await;
     let ks = create_keyspace(&session, "marker").await;
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"),
+            (),
+        )
         .await
         .expect("create");
     session
@@ -136,19 +150,31 @@ async fn last_write_wins_by_client_timestamp() {
     let session = node.session().await;
     let ks = create_keyspace(&session, "lww").await;
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"),
+            (),
+        )
         .await
         .expect("create");
     session
-        .query_unpaged(format!("INSERT INTO {ks}.t (k, v) VALUES (1, 10) USING TIMESTAMP 2000"), ())
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (k, v) VALUES (1, 10) USING TIMESTAMP 2000"),
+            (),
+        )
         .await
         .expect("newer");
     session
-        .query_unpaged(format!("INSERT INTO {ks}.t (k, v) VALUES (1, 20) USING TIMESTAMP 1000"), ())
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (k, v) VALUES (1, 20) USING TIMESTAMP 1000"),
+            (),
+        )
         .await
         .expect("older");
     let (v, wt): (i32, i64) = session
-        .query_unpaged(format!("SELECT v, writetime(v) FROM {ks}.t WHERE k = 1"), ())
+        .query_unpaged(
+            format!("SELECT v, writetime(v) FROM {ks}.t WHERE k = 1"),
+            (),
+        )
         .await
         .expect("select")
         .into_rows_result()
@@ -157,7 +183,10 @@ async fn last_write_wins_by_client_timestamp() {
         .expect("row");
     assert_eq!((v, wt), (10, 2000));
     session
-        .query_unpaged(format!("DELETE FROM {ks}.t USING TIMESTAMP 1500 WHERE k = 1"), ())
+        .query_unpaged(
+            format!("DELETE FROM {ks}.t USING TIMESTAMP 1500 WHERE k = 1"),
+            (),
+        )
         .await
         .expect("older delete");
     let rows = session
@@ -166,7 +195,11 @@ async fn last_write_wins_by_client_timestamp() {
         .expect("select")
         .into_rows_result()
         .expect("rows");
-    assert_eq!(rows.rows_num(), 1, "an older tombstone does not shadow a newer write");
+    assert_eq!(
+        rows.rows_num(),
+        1,
+        "an older tombstone does not shadow a newer write"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,7 +231,11 @@ async fn collections_and_batches() {
         .query_unpaged("BEGIN BATCH APPLY BATCH", ())
         .await
         .expect("empty batch is valid");
-    type Row = (Vec<i32>, Vec<String>, std::collections::BTreeMap<String, i32>);
+    type Row = (
+        Vec<i32>,
+        Vec<String>,
+        std::collections::BTreeMap<String, i32>,
+    );
     let (l, s, m): Row = session
         .query_unpaged(format!("SELECT l, s, m FROM {ks}.t WHERE k = 1"), ())
         .await
@@ -209,7 +246,10 @@ async fn collections_and_batches() {
         .expect("row");
     assert_eq!(l, vec![0, 1, 2, 3]);
     assert_eq!(s, vec!["b".to_string()]);
-    assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![("x".into(), 1), ("y".into(), 2)]);
+    assert_eq!(
+        m.into_iter().collect::<Vec<_>>(),
+        vec![("x".into(), 1), ("y".into(), 2)]
+    );
     session
         .query_unpaged(format!("UPDATE {ks}.t SET l[1] = 10 WHERE k = 1"), ())
         .await
@@ -236,11 +276,17 @@ async fn ttl_expires() {
     let session = node.session().await;
     let ks = create_keyspace(&session, "ttl").await;
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"),
+            (),
+        )
         .await
         .expect("create");
     session
-        .query_unpaged(format!("INSERT INTO {ks}.t (k, v) VALUES (1, 1) USING TTL 1"), ())
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (k, v) VALUES (1, 1) USING TTL 1"),
+            (),
+        )
         .await
         .expect("insert with ttl");
     let (ttl,): (Option<i32>,) = session
@@ -292,7 +338,10 @@ async fn schema_survives_restart_and_sigterm_exits_cleanly() {
         .expect("row");
     assert_eq!(comment, "kept");
     session
-        .query_unpaged(format!("INSERT INTO {ks}.t (a, b, c) VALUES (1, 'x', 1.5)"), ())
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (a, b, c) VALUES (1, 'x', 1.5)"),
+            (),
+        )
         .await
         .expect("table usable after restart");
 }
@@ -303,7 +352,10 @@ async fn driver_schema_metadata_sees_tables_and_types() {
     let session = node.session().await;
     let ks = create_keyspace(&session, "meta").await;
     session
-        .query_unpaged(format!("CREATE TYPE {ks}.address (street text, zip int)"), ())
+        .query_unpaged(
+            format!("CREATE TYPE {ks}.address (street text, zip int)"),
+            (),
+        )
         .await
         .expect("create type");
     session
@@ -313,10 +365,15 @@ async fn driver_schema_metadata_sees_tables_and_types() {
         )
         .await
         .expect("create table");
-    session.await_schema_agreement().await.expect("schema agreement");
+    session
+        .await_schema_agreement()
+        .await
+        .expect("schema agreement");
     session.refresh_metadata().await.expect("refresh metadata");
     let state = session.get_cluster_state();
-    let keyspace = state.get_keyspace(&ks).expect("keyspace in driver metadata");
+    let keyspace = state
+        .get_keyspace(&ks)
+        .expect("keyspace in driver metadata");
     let table = keyspace.tables.get("people").expect("table in metadata");
     assert_eq!(table.partition_key, vec!["id".to_string()]);
     assert!(keyspace.user_defined_types.contains_key("address"));

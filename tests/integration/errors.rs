@@ -29,16 +29,31 @@ async fn statement_errors_have_the_right_codes() {
         .await
         .expect("keyspace");
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)"),
+            (),
+        )
         .await
         .expect("table");
 
-    let (code, message) = db_error(session.query_unpaged("SELEC * FROM x", ()).await.unwrap_err());
+    let (code, message) = db_error(
+        session
+            .query_unpaged("SELEC * FROM x", ())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, DbError::SyntaxError, "{message}");
-    assert!(message.contains("line 1:"), "syntax errors carry a position: {message}");
+    assert!(
+        message.contains("line 1:"),
+        "syntax errors carry a position: {message}"
+    );
 
-    let (code, message) =
-        db_error(session.query_unpaged("SELECT * FROM nosuchks.t", ()).await.unwrap_err());
+    let (code, message) = db_error(
+        session
+            .query_unpaged("SELECT * FROM nosuchks.t", ())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, DbError::Invalid, "{message}");
     assert!(message.contains("nosuchks"), "{message}");
 
@@ -63,7 +78,10 @@ async fn statement_errors_have_the_right_codes() {
 
     let (code, message) = db_error(
         session
-            .query_unpaged(format!("INSERT INTO {ks}.t (k, v) VALUES ('text', 'v')"), ())
+            .query_unpaged(
+                format!("INSERT INTO {ks}.t (k, v) VALUES ('text', 'v')"),
+                (),
+            )
             .await
             .unwrap_err(),
     );
@@ -90,7 +108,10 @@ async fn statement_errors_have_the_right_codes() {
     assert_eq!(code, DbError::Invalid, "{message}");
     assert!(message.contains("ALLOW FILTERING"), "{message}");
     session
-        .query_unpaged(format!("SELECT * FROM {ks}.t WHERE v = 'x' ALLOW FILTERING"), ())
+        .query_unpaged(
+            format!("SELECT * FROM {ks}.t WHERE v = 'x' ALLOW FILTERING"),
+            (),
+        )
         .await
         .expect("filtering allowed");
 }

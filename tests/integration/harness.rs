@@ -2,7 +2,7 @@
 //! temporary data directory, and connects real drivers to it.
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,11 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(60);
         let addrs = [self.cql_port, self.shard_aware_port, self.prometheus_port];
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("tessera exited early with {status}:\n{}", self.log());
             }
             if addrs
@@ -146,11 +150,6 @@ impl TestNode {
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
             .collect()
     }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for TestNode {
@@ -158,6 +157,14 @@ impl Drop for TestNode {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A test fails on an unexpected warning or error in the server log.
+        let problems = self.log_problems();
+        if !std::thread::panicking() && !problems.is_empty() {
+            panic!(
+                "unexpected problems in the server log:\n{}",
+                problems.join("\n")
+            );
         }
     }
 }

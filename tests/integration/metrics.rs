@@ -5,7 +5,8 @@ use std::net::TcpStream;
 use crate::harness::TestNode;
 
 fn scrape(node: &TestNode) -> prometheus_parse::Scrape {
-    let mut stream = TcpStream::connect(("127.0.0.1", node.prometheus_port)).expect("connect metrics");
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", node.prometheus_port)).expect("connect metrics");
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("request");
@@ -24,7 +25,9 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
         .filter(|s| s.metric == name)
         .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
         .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
         })
         .sum()
@@ -53,7 +56,13 @@ async fn metrics_count_requests_errors_and_connections() {
     }
     let _ = session.query_unpaged("SELEC nonsense", ()).await;
     let scrape = scrape(&node);
-    assert!(value(&scrape, "tessera_cql_statements_total", &[("kind", "insert")]) >= 20.0);
+    assert!(
+        value(
+            &scrape,
+            "tessera_cql_statements_total",
+            &[("kind", "insert")]
+        ) >= 20.0
+    );
     assert!(value(&scrape, "tessera_cql_errors_total", &[("code", "0x2000")]) >= 1.0);
     assert!(value(&scrape, "tessera_cql_connections", &[]) >= 1.0);
     assert!(value(&scrape, "tessera_cql_requests_total", &[("shard", "0")]) >= 1.0);
@@ -63,7 +72,11 @@ async fn metrics_count_requests_errors_and_connections() {
         .filter(|s| s.metric == "tessera_cql_requests_total")
         .filter_map(|s| s.labels.get("shard").map(str::to_string))
         .collect();
-    assert_eq!(shards.len(), 2, "every shard exports its series: {shards:?}");
+    assert_eq!(
+        shards.len(),
+        2,
+        "every shard exports its series: {shards:?}"
+    );
     assert!(
         scrape
             .samples

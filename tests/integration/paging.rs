@@ -17,7 +17,10 @@ async fn pages_over_ten_thousand_rows() {
         .await
         .expect("keyspace");
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (p int, c int, v bigint, PRIMARY KEY (p, c))"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (p int, c int, v bigint, PRIMARY KEY (p, c))"),
+            (),
+        )
         .await
         .expect("table");
     let insert = session
@@ -28,10 +31,14 @@ async fn pages_over_ten_thousand_rows() {
     for i in 0..10_000i32 {
         pending.push(session.execute_unpaged(&insert, (i % 100, i, i64::from(i) * 3)));
         if pending.len() == 256 {
-            futures::future::try_join_all(pending.drain(..)).await.expect("inserts");
+            futures::future::try_join_all(pending.drain(..))
+                .await
+                .expect("inserts");
         }
     }
-    futures::future::try_join_all(pending).await.expect("inserts");
+    futures::future::try_join_all(pending)
+        .await
+        .expect("inserts");
 
     let mut scan = Statement::new(format!("SELECT p, c, v FROM {ks}.t"));
     scan.set_page_size(333);
@@ -48,7 +55,9 @@ async fn pages_over_ten_thousand_rows() {
     let mut seen: Vec<i32> = rows.iter().map(|r| r.1).collect();
     seen.sort();
     assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
-    assert!(rows.iter().all(|(p, c, v)| c % 100 == *p && *v == i64::from(*c) * 3));
+    assert!(rows
+        .iter()
+        .all(|(p, c, v)| c % 100 == *p && *v == i64::from(*c) * 3));
 
     let (count,): (i64,) = session
         .query_unpaged(format!("SELECT COUNT(*) FROM {ks}.t"), ())
@@ -87,7 +96,10 @@ async fn prepared_statements_expose_partition_key_indexes_and_token() {
         .await
         .expect("keyspace");
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.t (a int, b text, v int, PRIMARY KEY ((a, b)))"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (a int, b text, v int, PRIMARY KEY ((a, b)))"),
+            (),
+        )
         .await
         .expect("table");
     let prepared = session
@@ -110,7 +122,9 @@ async fn prepared_statements_expose_partition_key_indexes_and_token() {
     }
     // The server computes the same tokens the driver does.
     let select = session
-        .prepare(format!("SELECT token(a, b), v FROM {ks}.t WHERE a = ? AND b = ?"))
+        .prepare(format!(
+            "SELECT token(a, b), v FROM {ks}.t WHERE a = ? AND b = ?"
+        ))
         .await
         .expect("prepare select");
     for a in 0..50 {

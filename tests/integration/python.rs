@@ -20,7 +20,14 @@ fn python_driver_and_cqlsh_suite() {
         python.display()
     );
     let output = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python",
+        ])
         .current_dir(&root)
         .env("TESSERA_BIN", env!("CARGO_BIN_EXE_tessera"))
         .output()

@@ -30,7 +30,12 @@ fn read_frame(stream: &mut TcpStream) -> (u8, i16, u8, Vec<u8>) {
     let len = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) as usize;
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).expect("response body");
-    (header[0], i16::from_be_bytes([header[2], header[3]]), header[4], body)
+    (
+        header[0],
+        i16::from_be_bytes([header[2], header[3]]),
+        header[4],
+        body,
+    )
 }
 
 fn error_code(body: &[u8]) -> i32 {
@@ -39,7 +44,9 @@ fn error_code(body: &[u8]) -> i32 {
 
 fn connect(node: &TestNode) -> TcpStream {
     let stream = TcpStream::connect(node.addr()).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     stream
 }
 
@@ -56,28 +63,42 @@ fn hand_built_frames_get_clean_answers() {
 
     // Unsupported version: a protocol error, answered in a version we speak.
     let mut s = connect(&node);
-    s.write_all(&frame(0x05, 3, OPCODE_OPTIONS, &[])).expect("send v5");
+    s.write_all(&frame(0x05, 3, OPCODE_OPTIONS, &[]))
+        .expect("send v5");
     let (version, stream, opcode, body) = read_frame(&mut s);
     assert_eq!((stream, opcode), (3, OPCODE_ERROR));
-    assert!(version == 0x84 || version == 0x83, "response version {version:#x}");
+    assert!(
+        version == 0x84 || version == 0x83,
+        "response version {version:#x}"
+    );
     assert_eq!(error_code(&body), 0x000A);
 
     // OPTIONS lists shard-awareness keys.
     let mut s = connect(&node);
-    s.write_all(&frame(0x04, 1, OPCODE_OPTIONS, &[])).expect("send options");
+    s.write_all(&frame(0x04, 1, OPCODE_OPTIONS, &[]))
+        .expect("send options");
     let (_, _, opcode, body) = read_frame(&mut s);
     assert_eq!(opcode, OPCODE_SUPPORTED);
     let text = String::from_utf8_lossy(&body);
-    for key in ["SCYLLA_SHARD", "SCYLLA_NR_SHARDS", "SCYLLA_SHARDING_IGNORE_MSB", "SCYLLA_SHARD_AWARE_PORT", "COMPRESSION", "CQL_VERSION"] {
+    for key in [
+        "SCYLLA_SHARD",
+        "SCYLLA_NR_SHARDS",
+        "SCYLLA_SHARDING_IGNORE_MSB",
+        "SCYLLA_SHARD_AWARE_PORT",
+        "COMPRESSION",
+        "CQL_VERSION",
+    ] {
         assert!(text.contains(key), "SUPPORTED lacks {key}: {text}");
     }
 
     // A malformed QUERY body gets a protocol error on its stream; the
     // connection stays usable.
-    s.write_all(&frame(0x04, 2, OPCODE_STARTUP, &startup_body())).expect("startup");
+    s.write_all(&frame(0x04, 2, OPCODE_STARTUP, &startup_body()))
+        .expect("startup");
     let (_, stream, opcode, _) = read_frame(&mut s);
     assert_eq!((stream, opcode), (2, OPCODE_READY));
-    s.write_all(&frame(0x04, 5, OPCODE_QUERY, &[0, 0, 0, 200, b'x'])).expect("bad query");
+    s.write_all(&frame(0x04, 5, OPCODE_QUERY, &[0, 0, 0, 200, b'x']))
+        .expect("bad query");
     let (_, stream, opcode, body) = read_frame(&mut s);
     assert_eq!((stream, opcode), (5, OPCODE_ERROR));
     assert_eq!(error_code(&body), 0x000A);
@@ -102,7 +123,8 @@ fn hand_built_frames_get_clean_answers() {
 
     // The node still serves.
     let mut s = connect(&node);
-    s.write_all(&frame(0x04, 9, OPCODE_OPTIONS, &[])).expect("options again");
+    s.write_all(&frame(0x04, 9, OPCODE_OPTIONS, &[]))
+        .expect("options again");
     let (_, stream, opcode, _) = read_frame(&mut s);
     assert_eq!((stream, opcode), (9, OPCODE_SUPPORTED));
     assert!(

@@ -32,12 +32,17 @@ async fn native_types_round_trip() {
         .await
         .expect("table");
     let timeuuid = CqlTimeuuid::from_bytes([
-        0x8e, 0x14, 0xe7, 0x60, 0x7f, 0xa8, 0x11, 0xeb, 0xbc, 0x66, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x8e, 0x14, 0xe7, 0x60, 0x7f, 0xa8, 0x11, 0xeb, 0xbc, 0x66, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x01,
     ]);
     let uuid = uuid::Uuid::new_v4();
     let decimal = CqlDecimal::from_signed_be_bytes_slice_and_exponent(&[0x01, 0xE2, 0x40], 3);
     let varint = CqlVarint::from_signed_bytes_be(vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    let duration = CqlDuration { months: -1, days: -2, nanoseconds: -3_000_000_000 };
+    let duration = CqlDuration {
+        months: -1,
+        days: -2,
+        nanoseconds: -3_000_000_000,
+    };
     let first = (
         1i32,
         "ascii".to_string(),
@@ -76,10 +81,35 @@ async fn native_types_round_trip() {
         )
         .await
         .expect("insert second half");
-    type First = (i32, String, i64, Vec<u8>, bool, CqlDate, CqlDecimal, f64, CqlDuration, f32);
-    type Second = (i32, IpAddr, i16, String, CqlTime, CqlTimestamp, CqlTimeuuid, i8, uuid::Uuid, CqlVarint);
+    type First = (
+        i32,
+        String,
+        i64,
+        Vec<u8>,
+        bool,
+        CqlDate,
+        CqlDecimal,
+        f64,
+        CqlDuration,
+        f32,
+    );
+    type Second = (
+        i32,
+        IpAddr,
+        i16,
+        String,
+        CqlTime,
+        CqlTimestamp,
+        CqlTimeuuid,
+        i8,
+        uuid::Uuid,
+        CqlVarint,
+    );
     let row: First = session
-        .query_unpaged(format!("SELECT k, a, b, bl, bo, d, de, db, du, f FROM {ks}.t WHERE k = 1"), ())
+        .query_unpaged(
+            format!("SELECT k, a, b, bl, bo, d, de, db, du, f FROM {ks}.t WHERE k = 1"),
+            (),
+        )
         .await
         .expect("select first half")
         .into_rows_result()
@@ -88,7 +118,10 @@ async fn native_types_round_trip() {
         .expect("row");
     assert_eq!(row, first);
     let row: Second = session
-        .query_unpaged(format!("SELECT k, i, s, t, ti, ts, tu, ty, u, vi FROM {ks}.t WHERE k = 1"), ())
+        .query_unpaged(
+            format!("SELECT k, i, s, t, ti, ts, tu, ty, u, vi FROM {ks}.t WHERE k = 1"),
+            (),
+        )
         .await
         .expect("select second half")
         .into_rows_result()
@@ -142,7 +175,10 @@ async fn collections_tuples_udts_round_trip_and_clustering_order_follows_type() 
         (i32, String),
     );
     let rows: Vec<Row> = session
-        .query_unpaged(format!("SELECT c, fl, s, m, tu FROM {ks}.t WHERE k = 1"), ())
+        .query_unpaged(
+            format!("SELECT c, fl, s, m, tu FROM {ks}.t WHERE k = 1"),
+            (),
+        )
         .await
         .expect("select")
         .into_rows_result()
@@ -151,10 +187,13 @@ async fn collections_tuples_udts_round_trip_and_clustering_order_follows_type() 
         .expect("typed")
         .collect::<Result<_, _>>()
         .expect("deserialize");
-    let order: Vec<Vec<u8>> = rows.iter().map(|r| r.0.as_signed_bytes_be_slice().to_vec()).collect();
+    let order: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| r.0.as_signed_bytes_be_slice().to_vec())
+        .collect();
     let expected: Vec<Vec<u8>> = [-1000i64, -3, 5, 100, 70000]
         .iter()
-        .map(|v| CqlVarint::from(num_bigint_bytes(*v)).as_signed_bytes_be_slice().to_vec())
+        .map(|v| num_bigint_bytes(*v).as_signed_bytes_be_slice().to_vec())
         .collect();
     assert_eq!(order, expected, "varint clustering sorts numerically");
     let first = &rows[0];

@@ -381,7 +381,10 @@ fn every_virtual_table_generates_valid_rows() {
 
 /// The tables and columns the `scylla` driver and the Python driver (Cassandra 3 schema
 /// parser, control connection) select, with the types they decode them as.
-const DRIVER_READS: &[(&str, &str, &[(&str, &str)])] = &[
+/// (keyspace, table, [(column, type)]) that a driver reads.
+type DriverRead = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+const DRIVER_READS: &[DriverRead] = &[
     (
         "system",
         "local",
