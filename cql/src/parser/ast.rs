@@ -562,12 +562,66 @@ pub enum Statement {
 
 /// Words that can never be an unquoted identifier.
 pub const RESERVED_WORDS: &[&str] = &[
-    "add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by",
-    "columnfamily", "create", "delete", "desc", "describe", "drop", "entries", "execute", "false",
-    "from", "full", "grant", "if", "in", "index", "infinity", "insert", "into", "is", "keyspace",
-    "limit", "materialized", "mbean", "mbeans", "modify", "nan", "norecursive", "not", "null",
-    "of", "on", "or", "order", "primary", "rename", "revoke", "schema", "select", "set", "table",
-    "to", "token", "true", "truncate", "unlogged", "update", "use", "using", "view", "where",
+    "add",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "false",
+    "from",
+    "full",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "true",
+    "truncate",
+    "unlogged",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
     "with",
 ];
 
@@ -601,6 +655,21 @@ impl fmt::Display for QualifiedName {
             write!(f, "{}.", Ident(ks))?;
         }
         write!(f, "{}", Ident(&self.name))
+    }
+}
+
+/// Writes a function name; `token` is reserved yet callable, so it stays unquoted.
+struct FunctionName<'a>(&'a QualifiedName);
+
+impl fmt::Display for FunctionName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            QualifiedName {
+                keyspace: None,
+                name,
+            } if name == "token" => f.write_str("token"),
+            name => write!(f, "{name}"),
+        }
     }
 }
 
@@ -654,8 +723,10 @@ impl fmt::Display for Term {
                 write!(f, "{{{}}}", parts.join(", "))
             }
             Term::Udt(fields) => {
-                let parts: Vec<String> =
-                    fields.iter().map(|(k, v)| format!("{}: {v}", Ident(k))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{}: {v}", Ident(k)))
+                    .collect();
                 write!(f, "{{{}}}", parts.join(", "))
             }
             Term::EmptyBraces => f.write_str("{}"),
@@ -665,7 +736,7 @@ impl fmt::Display for Term {
                 f.write_str(")")
             }
             Term::FunctionCall { name, args } => {
-                write!(f, "{name}(")?;
+                write!(f, "{}(", FunctionName(name))?;
                 comma_list(f, args)?;
                 f.write_str(")")
             }
@@ -779,7 +850,7 @@ impl fmt::Display for Selectable {
             Selectable::WriteTime(c) => write!(f, "writetime({})", Ident(c)),
             Selectable::Ttl(c) => write!(f, "ttl({})", Ident(c)),
             Selectable::Function { name, args } => {
-                write!(f, "{name}(")?;
+                write!(f, "{}(", FunctionName(name))?;
                 comma_list(f, args)?;
                 f.write_str(")")
             }

@@ -450,11 +450,10 @@ impl Parser {
     /// Keeps the rest of an auth statement as raw words, up to `;` or the end.
     pub(crate) fn auth_statement(&mut self, verb: &str) -> Statement {
         let mut verb = verb.to_string();
-        if matches!(verb.as_str(), "CREATE" | "ALTER" | "DROP" | "LIST") {
-            if self.peek().kind == TokenKind::Word {
-                verb.push(' ');
-                verb.push_str(&self.advance().text.to_ascii_uppercase());
-            }
+        let has_object = matches!(verb.as_str(), "CREATE" | "ALTER" | "DROP" | "LIST");
+        if has_object && self.peek().kind == TokenKind::Word {
+            verb.push(' ');
+            verb.push_str(&self.advance().text.to_ascii_uppercase());
         }
         let mut rest = Vec::new();
         while !self.at_eof() && !self.at(&TokenKind::Semicolon) {

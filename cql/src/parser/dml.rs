@@ -219,7 +219,9 @@ impl Parser {
             if other != column {
                 return Err(Parser::error_at(
                     &same,
-                    format!("Only expressions of the form X = X +<value> are supported (X is {column})"),
+                    format!(
+                        "Only expressions of the form X = X +<value> are supported (X is {column})"
+                    ),
                 ));
             }
             let add = self.advance().kind == TokenKind::Plus;

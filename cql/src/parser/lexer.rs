@@ -136,7 +136,9 @@ impl Lexer {
     }
 
     fn starts_with(&self, s: &str) -> bool {
-        s.chars().enumerate().all(|(i, c)| self.peek_at(i) == Some(c))
+        s.chars()
+            .enumerate()
+            .all(|(i, c)| self.peek_at(i) == Some(c))
     }
 
     fn skip_trivia(&mut self) -> Result<(), SyntaxError> {
@@ -331,7 +333,10 @@ impl Lexer {
 
     fn digits_from(&self, offset: usize) -> usize {
         let mut len = 0;
-        while self.peek_at(offset + len).is_some_and(|c| c.is_ascii_digit()) {
+        while self
+            .peek_at(offset + len)
+            .is_some_and(|c| c.is_ascii_digit())
+        {
             len += 1;
         }
         len
@@ -361,7 +366,10 @@ impl Lexer {
 
     /// Consumes a literal of `len` chars, rejecting letters glued to its end (`12abc`).
     fn finish_literal(&mut self, len: usize, kind: TokenKind) -> Result<TokenKind, SyntaxError> {
-        if self.peek_at(len).is_some_and(|c| c.is_alphanumeric() || c == '_') {
+        if self
+            .peek_at(len)
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
             let text: String = self.chars[self.pos..self.pos + len + 1].iter().collect();
             self.bump_n(len);
             return Err(self.error(format!("token recognition error at: '{text}'")));
@@ -385,7 +393,11 @@ impl Lexer {
             }
             out.push(c);
         }
-        let what = if quote == '\'' { "string literal" } else { "quoted identifier" };
+        let what = if quote == '\'' {
+            "string literal"
+        } else {
+            "quoted identifier"
+        };
         Err(SyntaxError {
             line,
             column,
@@ -495,7 +507,7 @@ mod tests {
     #[test]
     fn comments_and_positions() {
         let tokens = tokenize("-- c\n/* x\n y */ a // z\n  b").expect("lexes");
-        assert_eq!((tokens[0].line, tokens[0].column), (3, 5));
+        assert_eq!((tokens[0].line, tokens[0].column), (3, 6));
         assert_eq!((tokens[1].line, tokens[1].column), (4, 2));
     }
 
