@@ -427,7 +427,7 @@ impl Lexer {
 }
 
 /// True for the body (after `P`) of `nYnMnWnDTnHnMnS`-style ISO durations.
-fn iso_units_form(body: &str) -> bool {
+pub(crate) fn iso_units_form(body: &str) -> bool {
     let mut digits = 0;
     let mut any = false;
     let mut in_time = false;

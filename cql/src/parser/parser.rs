@@ -502,15 +502,24 @@ impl Parser {
 
     fn selectable(&mut self) -> PResult<Selectable> {
         let mut base = self.selectable_base()?;
-        while self.peek().kind == TokenKind::Dot {
-            self.advance();
-            let field = self.ident()?;
-            base = Selectable::Field {
-                base: Box::new(base),
-                field,
-            };
+        loop {
+            if self.eat(&TokenKind::Dot) {
+                let field = self.ident()?;
+                base = Selectable::Field {
+                    base: Box::new(base),
+                    field,
+                };
+            } else if self.eat(&TokenKind::LBracket) {
+                let key = self.term()?;
+                self.expect(&TokenKind::RBracket, "']'")?;
+                base = Selectable::Element {
+                    base: Box::new(base),
+                    key,
+                };
+            } else {
+                return Ok(base);
+            }
         }
-        Ok(base)
     }
 
     fn selectable_base(&mut self) -> PResult<Selectable> {

@@ -644,6 +644,26 @@ fn display_round_trips_terms_and_types() {
     assert_eq!(cols[0].ty.to_string(), ty);
 }
 
+#[test]
+fn display_round_trips_statements() {
+    for text in ACCEPTED {
+        let first = stmt(text);
+        let rendered = first.to_string();
+        let second = match parse_statement(&rendered) {
+            Ok(p) => p.statement,
+            Err(e) => panic!("{text:?} rendered as {rendered:?} does not parse: {e}"),
+        };
+        assert_eq!(first, second, "{text:?} rendered as {rendered:?}");
+    }
+}
+
+#[test]
+fn quoted_names_that_look_like_literals_round_trip() {
+    let s = select("SELECT \"p1d\", \"Key\", \"select\" FROM \"1ks\".t");
+    let again = select(&Statement::Select(s.clone()).to_string());
+    assert_eq!(s, again);
+}
+
 mod fuzz {
     use super::super::*;
     use proptest::prelude::*;
@@ -744,8 +764,35 @@ mod fuzz {
         ) {
             let text: Vec<&str> = picks.iter().map(|i| FRAGMENTS[*i]).collect();
             let text = text.join(" ");
-            let _ = parse_statement(&text);
+            if let Ok(parsed) = parse_statement(&text) {
+                let rendered = parsed.statement.to_string();
+                let again = parse_statement(&rendered);
+                prop_assert_eq!(again.map(|p| p.statement), Ok(parsed.statement), "{}", rendered);
+            }
             let _ = parse_statements(&text);
+        }
+
+        /// Drops or duplicates one token of a known statement; whatever still parses must
+        /// render back to an equal AST.
+        #[test]
+        fn mutated_statements_round_trip(which in 0usize..1000, at in 0usize..100, dup: bool) {
+            let base = super::ACCEPTED[which % super::ACCEPTED.len()];
+            let tokens = lexer::tokenize(base).expect("accepted statements lex");
+            let mut words: Vec<String> = tokens.iter().map(|t| t.text.clone()).collect();
+            words.pop();
+            let at = at % words.len().max(1);
+            if dup {
+                let word = words[at].clone();
+                words.insert(at, word);
+            } else if !words.is_empty() {
+                words.remove(at);
+            }
+            let text = words.join(" ");
+            if let Ok(parsed) = parse_statement(&text) {
+                let rendered = parsed.statement.to_string();
+                let again = parse_statement(&rendered);
+                prop_assert_eq!(again.map(|p| p.statement), Ok(parsed.statement), "{}", rendered);
+            }
         }
 
         #[test]
