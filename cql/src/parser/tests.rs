@@ -592,6 +592,23 @@ fn error_positions_and_messages() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = "[".repeat(100_000);
+    let err = parse_statement(&format!("SELECT * FROM t WHERE k = {deep}")).expect_err("too deep");
+    assert!(err.message.contains("nested too deeply"), "{err}");
+    let deep_type = "list<".repeat(100_000);
+    assert!(parse_statement(&format!("ALTER TABLE t ADD c {deep_type}")).is_err());
+    let deep_fn = "f(".repeat(100_000);
+    assert!(parse_statement(&format!("SELECT {deep_fn} FROM t")).is_err());
+    let nested_ok = format!(
+        "SELECT * FROM t WHERE k = {}1{}",
+        "[".repeat(30),
+        "]".repeat(30)
+    );
+    assert!(parse_statement(&nested_ok).is_ok());
+}
+
+#[test]
 fn reserved_words_rejected_as_columns() {
     for word in ["select", "from", "where", "token", "primary", "null", "in"] {
         let text = format!("ALTER TABLE t ADD {word} int");
