@@ -130,6 +130,11 @@ pub enum Selectable {
         base: Box<Selectable>,
         field: String,
     },
+    /// `m['key']`: one element of a map or set.
+    Element {
+        base: Box<Selectable>,
+        key: Term,
+    },
 }
 
 /// A selector with its optional `AS` alias.
@@ -631,6 +636,12 @@ pub fn is_reserved(word: &str) -> bool {
     RESERVED_WORDS.contains(&lower.as_str())
 }
 
+/// True for names the lexer would read as an ISO duration literal (`p1d`).
+fn looks_like_duration(name: &str) -> bool {
+    name.strip_prefix('p')
+        .is_some_and(|body| super::lexer::iso_units_form(&body.to_ascii_uppercase()))
+}
+
 /// Writes an identifier, double-quoting it unless it reads back unchanged unquoted.
 pub struct Ident<'a>(pub &'a str);
 
@@ -640,7 +651,8 @@ impl fmt::Display for Ident<'_> {
         let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            && !is_reserved(s);
+            && !is_reserved(s)
+            && !looks_like_duration(s);
         if plain {
             f.write_str(s)
         } else {
@@ -655,6 +667,21 @@ impl fmt::Display for QualifiedName {
             write!(f, "{}.", Ident(ks))?;
         }
         write!(f, "{}", Ident(&self.name))
+    }
+}
+
+/// Writes a function name; `token` is reserved yet callable, so it stays unquoted.
+struct FunctionName<'a>(&'a QualifiedName);
+
+impl fmt::Display for FunctionName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            QualifiedName {
+                keyspace: None,
+                name,
+            } if name == "token" => f.write_str("token"),
+            name => write!(f, "{name}"),
+        }
     }
 }
 
@@ -721,7 +748,7 @@ impl fmt::Display for Term {
                 f.write_str(")")
             }
             Term::FunctionCall { name, args } => {
-                write!(f, "{name}(")?;
+                write!(f, "{}(", FunctionName(name))?;
                 comma_list(f, args)?;
                 f.write_str(")")
             }
@@ -835,12 +862,13 @@ impl fmt::Display for Selectable {
             Selectable::WriteTime(c) => write!(f, "writetime({})", Ident(c)),
             Selectable::Ttl(c) => write!(f, "ttl({})", Ident(c)),
             Selectable::Function { name, args } => {
-                write!(f, "{name}(")?;
+                write!(f, "{}(", FunctionName(name))?;
                 comma_list(f, args)?;
                 f.write_str(")")
             }
             Selectable::Cast { arg, ty } => write!(f, "cast({arg} AS {ty})"),
             Selectable::Field { base, field } => write!(f, "{base}.{}", Ident(field)),
+            Selectable::Element { base, key } => write!(f, "{base}[{key}]"),
         }
     }
 }

@@ -450,9 +450,8 @@ impl Parser {
     /// Keeps the rest of an auth statement as raw words, up to `;` or the end.
     pub(crate) fn auth_statement(&mut self, verb: &str) -> Statement {
         let mut verb = verb.to_string();
-        if matches!(verb.as_str(), "CREATE" | "ALTER" | "DROP" | "LIST")
-            && self.peek().kind == TokenKind::Word
-        {
+        let has_object = matches!(verb.as_str(), "CREATE" | "ALTER" | "DROP" | "LIST");
+        if has_object && self.peek().kind == TokenKind::Word {
             verb.push(' ');
             verb.push_str(&self.advance().text.to_ascii_uppercase());
         }

@@ -427,7 +427,7 @@ impl Lexer {
 }
 
 /// True for the body (after `P`) of `nYnMnWnDTnHnMnS`-style ISO durations.
-fn iso_units_form(body: &str) -> bool {
+pub(crate) fn iso_units_form(body: &str) -> bool {
     let mut digits = 0;
     let mut any = false;
     let mut in_time = false;
@@ -507,7 +507,7 @@ mod tests {
     #[test]
     fn comments_and_positions() {
         let tokens = tokenize("-- c\n/* x\n y */ a // z\n  b").expect("lexes");
-        assert_eq!((tokens[0].line, tokens[0].column), (3, 5));
+        assert_eq!((tokens[0].line, tokens[0].column), (3, 6));
         assert_eq!((tokens[1].line, tokens[1].column), (4, 2));
     }
 

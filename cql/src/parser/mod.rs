@@ -19,6 +19,7 @@
 
 pub mod ast;
 mod ddl;
+mod display;
 mod dml;
 pub mod lexer;
 #[allow(clippy::module_inception)]

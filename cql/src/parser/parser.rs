@@ -14,8 +14,14 @@ pub(crate) type PResult<T> = Result<T, SyntaxError>;
 pub(crate) struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting of terms, types and selectors; bounded so hostile input such as
+    /// ten thousand `[` cannot overflow the stack.
+    depth: usize,
     pub(crate) bind_names: Vec<Option<String>>,
 }
+
+/// Deepest nesting of terms, types or selectors accepted.
+const MAX_DEPTH: usize = 64;
 
 impl Parser {
     /// `tokens` must end with `Eof` (as `lexer::tokenize` guarantees).
@@ -27,6 +33,7 @@ impl Parser {
         Parser {
             tokens,
             pos: 0,
+            depth: 0,
             bind_names: Vec::new(),
         }
     }
@@ -214,7 +221,26 @@ impl Parser {
 
     // ---- types ----
 
+    /// Runs `rule` one nesting level deeper, failing past `MAX_DEPTH`.
+    fn nested<T>(&mut self, rule: fn(&mut Parser) -> PResult<T>) -> PResult<T> {
+        if self.depth >= MAX_DEPTH {
+            let token = self.peek();
+            return Err(Self::error_at(
+                token,
+                format!("input nested too deeply at '{}'", token.text),
+            ));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
     pub(crate) fn cql_type(&mut self) -> PResult<CqlType> {
+        self.nested(Self::cql_type_inner)
+    }
+
+    fn cql_type_inner(&mut self) -> PResult<CqlType> {
         if let TokenKind::Str(class) = &self.peek().kind {
             let class = class.clone();
             self.advance();
@@ -269,6 +295,10 @@ impl Parser {
     // ---- terms ----
 
     pub(crate) fn term(&mut self) -> PResult<Term> {
+        self.nested(Self::term_inner)
+    }
+
+    fn term_inner(&mut self) -> PResult<Term> {
         if let Some(marker) = self.bind_marker()? {
             return Ok(Term::Bind(marker));
         }
@@ -501,16 +531,29 @@ impl Parser {
     }
 
     fn selectable(&mut self) -> PResult<Selectable> {
+        self.nested(Self::selectable_inner)
+    }
+
+    fn selectable_inner(&mut self) -> PResult<Selectable> {
         let mut base = self.selectable_base()?;
-        while self.peek().kind == TokenKind::Dot {
-            self.advance();
-            let field = self.ident()?;
-            base = Selectable::Field {
-                base: Box::new(base),
-                field,
-            };
+        loop {
+            if self.eat(&TokenKind::Dot) {
+                let field = self.ident()?;
+                base = Selectable::Field {
+                    base: Box::new(base),
+                    field,
+                };
+            } else if self.eat(&TokenKind::LBracket) {
+                let key = self.term()?;
+                self.expect(&TokenKind::RBracket, "']'")?;
+                base = Selectable::Element {
+                    base: Box::new(base),
+                    key,
+                };
+            } else {
+                return Ok(base);
+            }
         }
-        Ok(base)
     }
 
     fn selectable_base(&mut self) -> PResult<Selectable> {
