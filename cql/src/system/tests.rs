@@ -381,7 +381,14 @@ fn every_virtual_table_generates_valid_rows() {
 
 /// The tables and columns the `scylla` driver and the Python driver (Cassandra 3 schema
 /// parser, control connection) select, with the types they decode them as.
-const DRIVER_READS: &[(&str, &str, &[(&str, &str)])] = &[
+/// A keyspace, a table, and the (column, type) pairs read from it.
+type TableRead = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const DRIVER_READS: &[TableRead] = &[
     (
         "system",
         "local",
