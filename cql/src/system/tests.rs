@@ -335,6 +335,16 @@ fn columns_rows_describe_keys_order_and_types() {
 }
 
 #[test]
+fn mutations_are_in_ring_and_clustering_order() {
+    let table = system_table("system_schema", "columns");
+    let mutations = virtual_rows(&table, &schema(), &node(), NOW);
+    assert!(mutations.windows(2).all(|w| w[0].key < w[1].key));
+    for m in &mutations {
+        assert!(m.rows.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}
+
+#[test]
 fn types_rows_list_fields_in_order() {
     let rows = rows_of("system_schema", "types");
     assert_eq!(rows.len(), 1);
