@@ -81,7 +81,9 @@ impl CqlType {
 
 /// Big-endian two's complement of equal length.
 fn compare_signed(a: &[u8], b: &[u8]) -> Ordering {
-    (a[0] ^ 0x80).cmp(&(b[0] ^ 0x80)).then_with(|| a[1..].cmp(&b[1..]))
+    (a[0] ^ 0x80)
+        .cmp(&(b[0] ^ 0x80))
+        .then_with(|| a[1..].cmp(&b[1..]))
 }
 
 pub(crate) fn f32_of(v: &[u8]) -> f32 {
@@ -95,7 +97,13 @@ pub(crate) fn f64_of(v: &[u8]) -> f64 {
 /// Numeric order; ties (±0, NaN) broken by the bits with NaN made canonical,
 /// which puts -0.0 below 0.0 and every NaN above +Infinity.
 fn java_cmp_f32(x: f32, y: f32) -> Ordering {
-    let bits = |f: f32| if f.is_nan() { 0x7fc0_0000 } else { f.to_bits() as i32 };
+    let bits = |f: f32| {
+        if f.is_nan() {
+            0x7fc0_0000
+        } else {
+            f.to_bits() as i32
+        }
+    };
     x.partial_cmp(&y)
         .filter(|o| o.is_ne())
         .unwrap_or_else(|| bits(x).cmp(&bits(y)))
@@ -287,16 +295,43 @@ mod tests {
         assert_eq!(CqlType::Int.compare(&[], &int(i32::MIN)), Ordering::Less);
         let f = |x: f32| x.to_be_bytes().to_vec();
         assert_eq!(CqlType::Float.compare(&f(-0.0), &f(0.0)), Ordering::Less);
-        assert_eq!(CqlType::Float.compare(&f(f32::NAN), &f(f32::INFINITY)), Ordering::Greater);
-        assert_eq!(CqlType::Float.compare(&f(-f32::NAN), &f(f32::NAN)), Ordering::Equal);
-        assert_eq!(CqlType::Varint.compare(&[0x00, 0x01], &[0x01]), Ordering::Equal);
-        assert_eq!(CqlType::Varint.compare(&[0xff, 0x7f], &[0x80]), Ordering::Less);
+        assert_eq!(
+            CqlType::Float.compare(&f(f32::NAN), &f(f32::INFINITY)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            CqlType::Float.compare(&f(-f32::NAN), &f(f32::NAN)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            CqlType::Varint.compare(&[0x00, 0x01], &[0x01]),
+            Ordering::Equal
+        );
+        assert_eq!(
+            CqlType::Varint.compare(&[0xff, 0x7f], &[0x80]),
+            Ordering::Less
+        );
         assert_eq!(CqlType::Varint.compare(&[0xff], &[0x00]), Ordering::Less);
-        assert_eq!(CqlType::Decimal.compare(&dec(1, &[10]), &dec(2, &[100])), Ordering::Equal);
-        assert_eq!(CqlType::Decimal.compare(&dec(1, &[0xf6]), &dec(0, &[0xff])), Ordering::Equal);
-        assert_eq!(CqlType::Decimal.compare(&dec(0, &[0xfe]), &dec(0, &[0xff])), Ordering::Less);
-        assert_eq!(CqlType::Decimal.compare(&dec(5, &[0]), &dec(-3, &[0])), Ordering::Equal);
-        assert_eq!(CqlType::Date.compare(&[0x80, 0, 0, 0], &[0x7f, 0, 0, 0]), Ordering::Greater);
+        assert_eq!(
+            CqlType::Decimal.compare(&dec(1, &[10]), &dec(2, &[100])),
+            Ordering::Equal
+        );
+        assert_eq!(
+            CqlType::Decimal.compare(&dec(1, &[0xf6]), &dec(0, &[0xff])),
+            Ordering::Equal
+        );
+        assert_eq!(
+            CqlType::Decimal.compare(&dec(0, &[0xfe]), &dec(0, &[0xff])),
+            Ordering::Less
+        );
+        assert_eq!(
+            CqlType::Decimal.compare(&dec(5, &[0]), &dec(-3, &[0])),
+            Ordering::Equal
+        );
+        assert_eq!(
+            CqlType::Date.compare(&[0x80, 0, 0, 0], &[0x7f, 0, 0, 0]),
+            Ordering::Greater
+        );
         assert_eq!(CqlType::Boolean.compare(&[2], &[1]), Ordering::Equal);
     }
 
@@ -306,13 +341,22 @@ mod tests {
         let v1_later = uuid::Uuid::parse_str("00000000-0001-1000-8000-000000000000").unwrap();
         let v4 = uuid::Uuid::parse_str("00000000-0000-4000-8000-000000000000").unwrap();
         let ty = CqlType::Timeuuid;
-        assert_eq!(ty.compare(v1.as_bytes(), v1_later.as_bytes()), Ordering::Less);
-        assert_eq!(CqlType::Uuid.compare(v4.as_bytes(), v1.as_bytes()), Ordering::Greater);
+        assert_eq!(
+            ty.compare(v1.as_bytes(), v1_later.as_bytes()),
+            Ordering::Less
+        );
+        assert_eq!(
+            CqlType::Uuid.compare(v4.as_bytes(), v1.as_bytes()),
+            Ordering::Greater
+        );
         let lo = uuid::Uuid::parse_str("00000001-0000-1000-8000-000000000000").unwrap();
         let hi = uuid::Uuid::parse_str("00000001-0000-1000-7f00-000000000000").unwrap();
         // timeuuid compares the low half as signed bytes, uuid as unsigned.
         assert_eq!(ty.compare(lo.as_bytes(), hi.as_bytes()), Ordering::Less);
-        assert_eq!(CqlType::Uuid.compare(lo.as_bytes(), hi.as_bytes()), Ordering::Greater);
+        assert_eq!(
+            CqlType::Uuid.compare(lo.as_bytes(), hi.as_bytes()),
+            Ordering::Greater
+        );
     }
 
     #[test]

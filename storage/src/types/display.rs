@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(CqlType::Int.to_cql_literal(&(-5i32).to_be_bytes()), "-5");
         assert_eq!(CqlType::Int.to_cql_literal(&[]), "blobAsint(0x)");
         assert_eq!(CqlType::Double.to_cql_literal(&1.0f64.to_be_bytes()), "1.0");
-        assert_eq!(CqlType::Float.to_cql_literal(&f32::NAN.to_be_bytes()), "NaN");
+        assert_eq!(
+            CqlType::Float.to_cql_literal(&f32::NAN.to_be_bytes()),
+            "NaN"
+        );
         assert_eq!(
             CqlType::Double.to_cql_literal(&f64::NEG_INFINITY.to_be_bytes()),
             "-Infinity"
@@ -201,9 +204,15 @@ mod tests {
             CqlType::Timestamp.to_cql_literal(&ts),
             "'2011-02-03 04:05:00.000000+0000'"
         );
-        assert_eq!(CqlType::Date.to_cql_literal(&(1u32 << 31).to_be_bytes()), "'1970-01-01'");
+        assert_eq!(
+            CqlType::Date.to_cql_literal(&(1u32 << 31).to_be_bytes()),
+            "'1970-01-01'"
+        );
         assert_eq!(CqlType::Inet.to_cql_literal(&[127, 0, 0, 1]), "'127.0.0.1'");
-        assert_eq!(CqlType::Decimal.to_cql_literal(&[0, 0, 0, 2, 0x01, 0x3a]), "3.14");
+        assert_eq!(
+            CqlType::Decimal.to_cql_literal(&[0, 0, 0, 2, 0x01, 0x3a]),
+            "3.14"
+        );
         assert_eq!(CqlType::Boolean.to_cql_literal(&[1]), "true");
         assert_eq!(CqlType::Int.to_cql_literal(&[1]), "0x01");
     }
@@ -213,8 +222,14 @@ mod tests {
         let one = 1i32.to_be_bytes();
         let two = 2i32.to_be_bytes();
         let list = serialize_collection(&[Some(&one), Some(&two)]);
-        assert_eq!(CqlType::list(CqlType::Int, false).to_cql_literal(&list), "[1, 2]");
-        assert_eq!(CqlType::set(CqlType::Int, false).to_cql_literal(&list), "{1, 2}");
+        assert_eq!(
+            CqlType::list(CqlType::Int, false).to_cql_literal(&list),
+            "[1, 2]"
+        );
+        assert_eq!(
+            CqlType::set(CqlType::Int, false).to_cql_literal(&list),
+            "{1, 2}"
+        );
         let map = serialize_map(&[(b"a", &one)]);
         let ty = CqlType::map(CqlType::Text, CqlType::Int, false);
         assert_eq!(ty.to_cql_literal(&map), "{'a': 1}");

@@ -7,29 +7,31 @@
 //! 1. `compare(a, b) == Less` implies `enc(a) < enc(b)` under memcmp.
 //!    Values that compare Equal but differ in bytes (`1.0`/`1.00`, `0x0001`/
 //!    `0x01` varints, NaN payloads, trailing null tuple fields, booleans other
-//!    than 0/1) keep distinct encodings, ordered consistently, so that
-//!    decoding gives back the exact bytes.
+//!    than 0/1) keep distinct encodings so that decoding gives back the exact
+//!    bytes: a component is a *primary* part, the canonical form that
+//!    memcmp-orders exactly like `compare` (equal iff `compare` is Equal, also
+//!    for nested elements), followed by a *ties* part holding what the
+//!    canonical form dropped (see `ties`).
 //! 2. `decode(enc(v)) == v`.
 //! 3. No encoding is a proper prefix of another: concatenations compare
 //!    component-wise, and a clustering prefix encodes to a byte prefix.
 //! 4. A descending component is the bitwise complement of its ascending one.
 //!
-//! Layout of one component (ascending):
+//! Layout of the primary part of one component (ascending):
 //! ```text
 //! tag: 0x01 null (inside composites only) | 0x02 empty | 0x03 value | 0x04 malformed
 //! value bodies:
 //!   int types, timestamp, time   big-endian, sign bit flipped
 //!   date                         raw 4 bytes (already unsigned-ordered)
-//!   boolean                      [0|1] [raw byte]
-//!   float/double                 [0x00][IEEE bits: negatives inverted, else sign flipped] | [0x01][raw NaN bits]
+//!   boolean                      [0|1]
+//!   float/double                 [0x00][IEEE bits: negatives inverted, else sign flipped] | [0x01] for NaN
 //!   uuid                         [msb rearranged: version, time or rest][lsb]
 //!   timeuuid                     [reordered msb, sign flipped][lsb with each byte's top bit flipped]
 //!   text/ascii/blob/inet/duration  bytes with 0x00 → 0x00 0xFF, then 0x00 0x00
-//!   varint                       [0x01 neg|0x02 non-neg][len (inverted if neg)][minimal bytes][extra sign bytes]
+//!   varint                       [0x01 neg|0x02 non-neg][len (inverted if neg)][minimal bytes]
 //!   decimal                      [0x01 neg|0x02 zero|0x03 pos][exponent, digits+1, 0x00 (inverted if neg)]
-//!                                [scale, sign flipped][extra sign bytes of unscaled]
 //!   list/set  (0x02 elem)* 0x01      map  (0x02 key value)* 0x01
-//!   tuple/UDT (0x02 field)* 0x01
+//!   tuple/UDT (0x02 field)* 0x01     (fields up to the last non-null one)
 //!   malformed: escaped raw bytes (never produced for validated values)
 //! ```
 //! Tags never use 0x00 or 0xFF, in either direction, so `prefix ++ [0x00]`
@@ -42,6 +44,8 @@ use super::compare::{decimal_parts, f32_of, f64_of, uuid_order_msb, varint_minim
 use super::time::{reorder_v1_msb, unreorder_v1_msb};
 use super::wire::{read_count, read_element};
 use super::{CqlType, TypeError};
+
+mod ties;
 
 /// A byte that sorts before any component encoding (for exclusive lower bounds).
 pub const KEY_BEFORE_ALL: u8 = 0x00;
@@ -56,14 +60,12 @@ const SEQ_END: u8 = 0x01;
 const SEQ_MORE: u8 = 0x02;
 const TIMEUUID_LSB_FLIP: u64 = 0x8080_8080_8080_8080;
 
-/// The body could not be encoded: the value is malformed for its type.
-struct Malformed;
-
 impl CqlType {
     /// Appends the key encoding of `value` to `out`.
     pub fn encode_key(&self, value: &[u8], descending: bool, out: &mut Vec<u8>) {
         let start = out.len();
         self.encode_component(Some(value), out);
+        self.encode_ties(Some(value), out);
         if descending {
             complement(&mut out[start..]);
         }
@@ -76,12 +78,16 @@ impl CqlType {
             input,
             mask: if descending { 0xFF } else { 0x00 },
         };
-        let mut out = Vec::new();
-        match self.decode_component(&mut reader, &mut out) {
-            Ok(true) => Ok(out),
-            Ok(false) => Err(self.corrupt("null at top level")),
-            Err(reason) => Err(self.corrupt(reason)),
+        let mut canonical = Vec::new();
+        match self.decode_component(&mut reader, &mut canonical) {
+            Ok(true) => {}
+            Ok(false) => return Err(self.corrupt("null at top level")),
+            Err(reason) => return Err(self.corrupt(reason)),
         }
+        let mut out = Vec::with_capacity(canonical.len());
+        self.apply_ties(&canonical, &mut reader, &mut out)
+            .map_err(|reason| self.corrupt(reason))?;
+        Ok(out)
     }
 
     fn corrupt(&self, reason: &'static str) -> TypeError {
@@ -91,32 +97,42 @@ impl CqlType {
         }
     }
 
-    fn encode_component(&self, value: Option<&[u8]>, out: &mut Vec<u8>) {
-        let Some(value) = value else {
-            out.push(TAG_NULL);
-            return;
-        };
-        if value.is_empty() {
-            out.push(TAG_EMPTY);
-            return;
+    /// True when `v` (non-empty) has the shape the primary encoding needs:
+    /// the right size, or parseable composite framing. Shared by the encoder
+    /// and `apply_ties` so both agree on which values are stored raw.
+    fn well_framed(&self, v: &[u8]) -> bool {
+        if let Some(size) = self.is_fixed_size() {
+            return v.len() == size;
         }
-        let start = out.len();
-        out.push(TAG_VALUE);
-        if self.encode_body(value, out).is_err() {
-            out.truncate(start);
-            out.push(TAG_MALFORMED);
-            write_escaped(value, out);
+        match self {
+            CqlType::Decimal => v.len() >= 5,
+            CqlType::List { .. } | CqlType::Set { .. } => sequence_framed(v, 1),
+            CqlType::Map { .. } => sequence_framed(v, 2),
+            CqlType::Tuple(types) => fields_framed(v, types.len()),
+            CqlType::Udt(udt) => fields_framed(v, udt.fields.len()),
+            _ => true,
         }
     }
 
-    fn encode_body(&self, v: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
-        if let Some(size) = self.is_fixed_size() {
-            if v.len() != size {
-                return Err(Malformed);
+    /// Writes the primary part of one component.
+    fn encode_component(&self, value: Option<&[u8]>, out: &mut Vec<u8>) {
+        match value {
+            None => out.push(TAG_NULL),
+            Some([]) => out.push(TAG_EMPTY),
+            Some(v) if !self.well_framed(v) => {
+                out.push(TAG_MALFORMED);
+                write_escaped(v, out);
+            }
+            Some(v) => {
+                out.push(TAG_VALUE);
+                self.encode_body(v, out);
             }
         }
+    }
+
+    fn encode_body(&self, v: &[u8], out: &mut Vec<u8>) {
         match self {
-            CqlType::Boolean => out.extend_from_slice(&[u8::from(v[0] != 0), v[0]]),
+            CqlType::Boolean => out.push(u8::from(v[0] != 0)),
             CqlType::Tinyint
             | CqlType::Smallint
             | CqlType::Int
@@ -133,19 +149,19 @@ impl CqlType {
             CqlType::Uuid => encode_uuid(v, out),
             CqlType::Timeuuid => encode_timeuuid(v, out),
             CqlType::Varint => encode_varint(v, out),
-            CqlType::Decimal => encode_decimal(v, out)?,
+            CqlType::Decimal => encode_decimal(v, out),
             CqlType::List { elem, .. } | CqlType::Set { elem, .. } => {
-                encode_sequence(&[elem], v, out)?
+                encode_sequence(&[elem], v, out)
             }
-            CqlType::Map { key, value, .. } => encode_sequence(&[key, value], v, out)?,
-            CqlType::Tuple(types) => encode_fields(types.iter(), v, out)?,
-            CqlType::Udt(udt) => encode_fields(udt.fields.iter().map(|(_, t)| t), v, out)?,
+            CqlType::Map { key, value, .. } => encode_sequence(&[key, value], v, out),
+            CqlType::Tuple(types) => encode_fields(types.iter(), v, out),
+            CqlType::Udt(udt) => encode_fields(udt.fields.iter().map(|(_, t)| t), v, out),
             _ => write_escaped(v, out),
         }
-        Ok(())
     }
 
-    /// Decodes one component into `out`; `Ok(false)` for a null.
+    /// Decodes the primary part of one component into its canonical
+    /// serialized form; `Ok(false)` for a null.
     fn decode_component(
         &self,
         r: &mut KeyReader<'_, '_>,
@@ -160,12 +176,13 @@ impl CqlType {
         }
     }
 
-    fn decode_body(&self, r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    fn decode_body(
+        &self,
+        r: &mut KeyReader<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), &'static str> {
         match self {
-            CqlType::Boolean => {
-                let [_, raw] = r.array::<2>()?;
-                out.push(raw);
-            }
+            CqlType::Boolean => out.push(r.byte()?),
             CqlType::Tinyint
             | CqlType::Smallint
             | CqlType::Int
@@ -179,8 +196,8 @@ impl CqlType {
                 out[start] ^= 0x80;
             }
             CqlType::Date => r.copy(4, out)?,
-            CqlType::Float => decode_float::<4>(r, out)?,
-            CqlType::Double => decode_float::<8>(r, out)?,
+            CqlType::Float => decode_float::<4>(r, out, &f32::NAN.to_be_bytes())?,
+            CqlType::Double => decode_float::<8>(r, out, &f64::NAN.to_be_bytes())?,
             CqlType::Uuid => decode_uuid(r, out)?,
             CqlType::Timeuuid => decode_timeuuid(r, out)?,
             CqlType::Varint => decode_varint(r, out)?,
@@ -197,10 +214,38 @@ impl CqlType {
     }
 }
 
+fn sequence_framed(v: &[u8], per_entry: usize) -> bool {
+    let mut input = v;
+    let Ok(n) = read_count(&mut input) else {
+        return false;
+    };
+    for _ in 0..n.saturating_mul(per_entry) {
+        if read_element(&mut input).is_err() {
+            return false;
+        }
+    }
+    input.is_empty()
+}
+
+fn fields_framed(v: &[u8], max_fields: usize) -> bool {
+    let mut input = v;
+    let mut n = 0;
+    while !input.is_empty() {
+        if read_element(&mut input).is_err() {
+            return false;
+        }
+        n += 1;
+    }
+    n <= max_fields
+}
+
 /// Encodes a clustering key or prefix: one component per value, in order.
 /// `values` may be shorter than `types` (a prefix), never longer.
 pub fn encode_clustering(types: &[(CqlType, bool)], values: &[&[u8]]) -> Vec<u8> {
-    debug_assert!(values.len() <= types.len(), "more values than clustering columns");
+    debug_assert!(
+        values.len() <= types.len(),
+        "more values than clustering columns"
+    );
     let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 3).sum());
     for ((ty, descending), value) in types.iter().zip(values) {
         ty.encode_key(value, *descending, &mut out);
@@ -298,8 +343,8 @@ fn read_escaped(r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'st
 
 fn encode_float(is_nan: bool, v: &[u8], out: &mut Vec<u8>) {
     if is_nan {
+        // Every NaN compares equal; its bits go to the ties part.
         out.push(0x01);
-        out.extend_from_slice(v);
     } else if v[0] & 0x80 != 0 {
         out.push(0x00);
         out.extend(v.iter().map(|b| !b));
@@ -313,16 +358,21 @@ fn encode_float(is_nan: bool, v: &[u8], out: &mut Vec<u8>) {
 fn decode_float<const N: usize>(
     r: &mut KeyReader<'_, '_>,
     out: &mut Vec<u8>,
+    canonical_nan: &[u8; N],
 ) -> Result<(), &'static str> {
-    let kind = r.byte()?;
-    let mut bits = r.array::<N>()?;
-    match kind {
-        0x01 => {}
-        0x00 if bits[0] & 0x80 != 0 => bits[0] ^= 0x80,
-        0x00 => complement(&mut bits),
+    match r.byte()? {
+        0x01 => out.extend_from_slice(canonical_nan),
+        0x00 => {
+            let mut bits = r.array::<N>()?;
+            if bits[0] & 0x80 != 0 {
+                bits[0] ^= 0x80;
+            } else {
+                complement(&mut bits);
+            }
+            out.extend_from_slice(&bits);
+        }
         _ => return Err("bad float kind"),
     }
-    out.extend_from_slice(&bits);
     Ok(())
 }
 
@@ -416,7 +466,6 @@ fn encode_varint(v: &[u8], out: &mut Vec<u8>) {
         write_len(minimal.len(), out);
     }
     out.extend_from_slice(minimal);
-    write_len(v.len() - minimal.len(), out);
 }
 
 fn decode_varint(r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'static str> {
@@ -430,17 +479,13 @@ fn decode_varint(r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'s
     } else {
         read_len(r)?
     };
-    let mut minimal = Vec::with_capacity(len);
-    r.copy(len, &mut minimal)?;
-    let extra = read_len(r)?;
-    out.extend(std::iter::repeat_n(if negative { 0xFF } else { 0x00 }, extra));
-    out.extend_from_slice(&minimal);
-    Ok(())
+    r.copy(len, out)
 }
 
-fn encode_decimal(v: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
-    let parts = decimal_parts(v).ok_or(Malformed)?;
-    let (scale, unscaled) = v.split_at(4);
+fn encode_decimal(v: &[u8], out: &mut Vec<u8>) {
+    let Some(parts) = decimal_parts(v) else {
+        return;
+    };
     match parts.sign {
         Sign::NoSign => out.push(0x02),
         sign => {
@@ -454,10 +499,6 @@ fn encode_decimal(v: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
             }
         }
     }
-    out.push(scale[0] ^ 0x80);
-    out.extend_from_slice(&scale[1..]);
-    write_len(unscaled.len() - varint_minimal(unscaled).len(), out);
-    Ok(())
 }
 
 fn decode_decimal(r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'static str> {
@@ -479,17 +520,16 @@ fn decode_decimal(r: &mut KeyReader<'_, '_>, out: &mut Vec<u8>) -> Result<(), &'
         }
         exponent = parsed?;
     }
-    let mut scale = r.array::<4>()?;
-    scale[0] ^= 0x80;
-    let extra = read_len(r)?;
-    let unscaled = if sign == Sign::NoSign {
-        vec![0]
-    } else {
-        rebuild_unscaled(sign, &digits, exponent, i32::from_be_bytes(scale))?
+    // The canonical form: significant digits only, scale to match.
+    let (scale, unscaled) = match sign {
+        Sign::NoSign => (0, vec![0]),
+        _ => {
+            let scale = i32::try_from(digits.len() as i64 - exponent)
+                .map_err(|_| "decimal scale out of range")?;
+            (scale, rebuild_unscaled(sign, &digits, exponent, scale)?)
+        }
     };
-    out.extend_from_slice(&scale);
-    let pad = if sign == Sign::Minus { 0xFF } else { 0x00 };
-    out.extend(std::iter::repeat_n(pad, extra));
+    out.extend_from_slice(&scale.to_be_bytes());
     out.extend_from_slice(&unscaled);
     Ok(())
 }
@@ -513,7 +553,10 @@ fn rebuild_unscaled(
     Ok(BigInt::from_biguint(sign, magnitude).to_signed_bytes_be())
 }
 
-fn read_decimal_digits(r: &mut KeyReader<'_, '_>, digits: &mut Vec<u8>) -> Result<i64, &'static str> {
+fn read_decimal_digits(
+    r: &mut KeyReader<'_, '_>,
+    digits: &mut Vec<u8>,
+) -> Result<i64, &'static str> {
     let exponent = i64::from_be_bytes(r.array::<8>()?) ^ i64::MIN;
     loop {
         match r.byte()? {
@@ -524,37 +567,46 @@ fn read_decimal_digits(r: &mut KeyReader<'_, '_>, digits: &mut Vec<u8>) -> Resul
     }
 }
 
-fn encode_sequence(types: &[&CqlType], v: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
+/// Lists/sets (`types` = [elem]) or maps ([key, value]); framing was checked.
+fn encode_sequence(types: &[&CqlType], v: &[u8], out: &mut Vec<u8>) {
     let mut input = v;
-    let n = read_count(&mut input).map_err(|_| Malformed)?;
+    let n = read_count(&mut input).unwrap_or(0);
     for _ in 0..n {
         out.push(SEQ_MORE);
         for ty in types {
-            let elem = read_element(&mut input).map_err(|_| Malformed)?;
-            ty.encode_component(elem, out);
+            ty.encode_component(read_element(&mut input).ok().flatten(), out);
         }
     }
-    if !input.is_empty() {
-        return Err(Malformed);
-    }
     out.push(SEQ_END);
-    Ok(())
 }
 
-fn encode_fields<'t>(
-    mut types: impl Iterator<Item = &'t CqlType>,
-    v: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), Malformed> {
+/// Tuples and UDTs, up to the last non-null field (trailing nulls compare
+/// equal to missing fields; their count goes to the ties part).
+fn encode_fields<'t>(types: impl Iterator<Item = &'t CqlType>, v: &[u8], out: &mut Vec<u8>) {
+    let significant = significant_fields(v);
     let mut input = v;
-    while !input.is_empty() {
-        let field = read_element(&mut input).map_err(|_| Malformed)?;
-        let ty = types.next().ok_or(Malformed)?;
+    for ty in types.take(significant) {
         out.push(SEQ_MORE);
-        ty.encode_component(field, out);
+        ty.encode_component(read_element(&mut input).ok().flatten(), out);
     }
     out.push(SEQ_END);
-    Ok(())
+}
+
+/// The number of fields up to and including the last non-null one, but at
+/// least one, so that an all-null tuple stays distinct from the empty value.
+pub(crate) fn significant_fields(v: &[u8]) -> usize {
+    let mut input = v;
+    let (mut count, mut significant) = (0, 0);
+    while !input.is_empty() {
+        let Ok(field) = read_element(&mut input) else {
+            break;
+        };
+        count += 1;
+        if field.is_some() {
+            significant = count;
+        }
+    }
+    significant.max(count.min(1))
 }
 
 /// Decodes one element into `out` as `[i32 len][bytes]` (or -1 for null).
@@ -628,7 +680,10 @@ mod tests {
         assert_eq!(enc(&CqlType::Int, &[0, 0, 0, 1], false), [3, 0x80, 0, 0, 1]);
         assert_eq!(enc(&CqlType::Int, &[], false), [2]);
         assert_eq!(enc(&CqlType::Int, &[], true), [0xFD]);
-        assert_eq!(enc(&CqlType::Text, b"a\0b", false), [3, b'a', 0, 0xFF, b'b', 0, 0]);
+        assert_eq!(
+            enc(&CqlType::Text, b"a\0b", false),
+            [3, b'a', 0, 0xFF, b'b', 0, 0]
+        );
     }
 
     #[test]
@@ -646,6 +701,28 @@ mod tests {
         let mut after = prefix.clone();
         after.push(KEY_AFTER_ALL);
         assert!(after > full);
+    }
+
+    /// Found by proptest: an element that compares Equal with different
+    /// bytes (NaN payloads) must not decide the order of the collection.
+    #[test]
+    fn equal_elements_with_different_bytes_do_not_decide_order() {
+        use super::super::wire::{serialize_collection, serialize_tuple};
+        let ty = CqlType::list(CqlType::Double, true);
+        let neg_nan = [0xff, 0xff, 0, 0, 0, 0, 0, 0];
+        let pos_nan = [0x7f, 0xff, 0, 0, 0, 0, 0, 0];
+        let a = serialize_collection(&[Some(&neg_nan)]);
+        let b = serialize_collection(&[Some(&pos_nan), Some(&[])]);
+        assert_eq!(ty.compare(&a, &b), std::cmp::Ordering::Less);
+        assert!(enc(&ty, &a, false) < enc(&ty, &b, false));
+        let t = CqlType::list(CqlType::tuple(vec![CqlType::Int, CqlType::Int]), true);
+        let short = serialize_collection(&[Some(&serialize_tuple(&[None]))]);
+        let long = serialize_collection(&[Some(&serialize_tuple(&[None, None]))]);
+        let empty = serialize_collection(&[Some(&[])]);
+        for v in [&short, &long, &empty] {
+            assert_eq!(t.decode_key(&mut &enc(&t, v, true)[..], true).unwrap(), *v);
+        }
+        assert!(enc(&t, &empty, false) < enc(&t, &short, false));
     }
 
     #[test]

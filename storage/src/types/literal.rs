@@ -136,9 +136,15 @@ impl CqlType {
             }
             (CqlType::Tuple(types), Literal::Tuple(items)) => self.tuple_literal(types, items),
             (CqlType::Udt(udt), Literal::Udt(fields)) => udt_literal(udt, fields),
-            (_, Literal::Integer(s)) => self.from_integer(s).ok_or_else(|| self.incompatible(lit))?,
-            (_, Literal::Float(s)) => self.from_float(s).ok_or_else(|| self.incompatible(lit))?,
-            (_, Literal::String(s)) => self.from_string(s).ok_or_else(|| self.incompatible(lit))?,
+            (_, Literal::Integer(s)) => self
+                .integer_literal(s)
+                .ok_or_else(|| self.incompatible(lit))?,
+            (_, Literal::Float(s)) => self
+                .float_literal(s)
+                .ok_or_else(|| self.incompatible(lit))?,
+            (_, Literal::String(s)) => self
+                .string_literal(s)
+                .ok_or_else(|| self.incompatible(lit))?,
             (CqlType::Boolean, Literal::Boolean(b)) => Ok(vec![u8::from(*b)]),
             (CqlType::Uuid | CqlType::Timeuuid, Literal::Uuid(s)) => self.parse_uuid(s),
             (CqlType::Blob, Literal::Hex(s)) => self.parse_hex(s),
@@ -148,10 +154,8 @@ impl CqlType {
     }
 
     /// `None` when integers are not accepted by this type.
-    fn from_integer(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
-        let int = || {
-            BigInt::from_str(s).map_err(|e| self.unparsable(s, e.to_string()))
-        };
+    fn integer_literal(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
+        let int = || BigInt::from_str(s).map_err(|e| self.unparsable(s, e.to_string()));
         let fit = |v: Result<BigInt, TypeError>| -> Result<i64, TypeError> {
             i64::try_from(&v?).map_err(|_| self.out_of_range(s))
         };
@@ -172,7 +176,7 @@ impl CqlType {
                 fit(int()).map(|v| v.to_be_bytes().to_vec())
             }
             CqlType::Varint => int().map(|v| v.to_signed_bytes_be()),
-            CqlType::Decimal | CqlType::Float | CqlType::Double => return self.from_float(s),
+            CqlType::Decimal | CqlType::Float | CqlType::Double => return self.float_literal(s),
             CqlType::Date => fit(int()).and_then(|v| {
                 u32::try_from(v)
                     .map(|d| d.to_be_bytes().to_vec())
@@ -185,7 +189,7 @@ impl CqlType {
     }
 
     /// `None` when floats are not accepted by this type.
-    fn from_float(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
+    fn float_literal(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
         let bytes = match self {
             CqlType::Float => parse_java_float::<f32>(s)
                 .map(|f| f.to_be_bytes().to_vec())
@@ -200,7 +204,7 @@ impl CqlType {
     }
 
     /// `None` when strings are not accepted by this type.
-    fn from_string(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
+    fn string_literal(&self, s: &str) -> Option<Result<Vec<u8>, TypeError>> {
         if s.is_empty() && !matches!(self, CqlType::Ascii | CqlType::Text) {
             // The empty string is the empty value for every string-accepting type.
             return self.accepts_strings().then(|| Ok(Vec::new()));
@@ -281,7 +285,7 @@ impl CqlType {
             .strip_prefix("0x")
             .or_else(|| s.strip_prefix("0X"))
             .unwrap_or(s);
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(self.unparsable(s, "a hex string must have an even length"));
         }
         let nibble = |c: u8| char::from(c).to_digit(16);

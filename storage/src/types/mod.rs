@@ -42,8 +42,8 @@ pub use time::{
     DATE_EPOCH_DAYS,
 };
 pub use wire::{
-    parse_collection, parse_map, parse_tuple, serialize_collection, serialize_map,
-    serialize_tuple,
+    parse_collection, parse_map, parse_tuple, serialize_collection, serialize_map, serialize_tuple,
+    MapEntry,
 };
 
 /// A CQL column type as stored in the schema.
@@ -324,7 +324,10 @@ mod tests {
     #[test]
     fn type_names_match_schema_strings() {
         assert_eq!(CqlType::Int.cql_name(), "int");
-        assert_eq!(CqlType::list(CqlType::Int, true).cql_name(), "frozen<list<int>>");
+        assert_eq!(
+            CqlType::list(CqlType::Int, true).cql_name(),
+            "frozen<list<int>>"
+        );
         assert_eq!(CqlType::list(CqlType::Int, false).cql_name(), "list<int>");
         let m = CqlType::map(CqlType::Text, CqlType::set(CqlType::Int, false), false);
         assert_eq!(m.cql_name(), "map<text, frozen<set<int>>>");
@@ -336,7 +339,10 @@ mod tests {
             u.frozen = false;
         }
         assert_eq!(open.cql_name(), "address");
-        assert_eq!(CqlType::list(open, false).cql_name(), "list<frozen<address>>");
+        assert_eq!(
+            CqlType::list(open, false).cql_name(),
+            "list<frozen<address>>"
+        );
         let raw = CqlType::List {
             elem: Box::new(CqlType::List {
                 elem: Box::new(CqlType::Int),

@@ -415,7 +415,13 @@ mod tests {
         assert_eq!(parse_timestamp("2011-02-03+0100"), Ok(1_296_687_600_000));
         assert_eq!(parse_timestamp("2011-02-03 04:05:00.5"), Ok(base + 500));
         assert_eq!(parse_timestamp("-5"), Ok(-5));
-        for bad in ["2011-02-30", "2011-13-01", "2011-02-03 25:00", "x", "2011-02-03 04:05:00 junk"] {
+        for bad in [
+            "2011-02-30",
+            "2011-13-01",
+            "2011-02-03 25:00",
+            "x",
+            "2011-02-03 04:05:00 junk",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
     }
@@ -446,7 +452,10 @@ mod tests {
     fn durations() {
         assert_eq!(dur("1h30m"), (0, 0, 5_400_000_000_000));
         assert_eq!(dur("-2d"), (0, -2, 0));
-        assert_eq!(dur("1y2mo3w4d5h6m7s8ms9us10ns"), (14, 25, 18_367_008_009_010));
+        assert_eq!(
+            dur("1y2mo3w4d5h6m7s8ms9us10ns"),
+            (14, 25, 18_367_008_009_010)
+        );
         assert_eq!(dur("3µs"), (0, 0, 3_000));
         assert_eq!(dur("1MO"), (1, 0, 0));
         assert_eq!(dur("P1Y2M3DT4H5M6S"), (14, 3, 14_706_000_000_000));
@@ -454,7 +463,17 @@ mod tests {
         assert_eq!(dur("PT30M"), (0, 0, 1_800_000_000_000));
         assert_eq!(dur("P0001-02-03T04:05:06"), (14, 3, 14_706_000_000_000));
         assert_eq!(dur("-P1D"), (0, -1, 0));
-        for bad in ["", "1", "1x", "30m1h", "1h1h", "P", "PT", "P1S", "10000000000y"] {
+        for bad in [
+            "",
+            "1",
+            "1x",
+            "30m1h",
+            "1h1h",
+            "P",
+            "PT",
+            "P1S",
+            "10000000000y",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -264,8 +264,8 @@ impl Duration {
         let months = i32::try_from(months).map_err(|_| TypeError::DurationOverflow {
             component: "months",
         })?;
-        let days = i32::try_from(days)
-            .map_err(|_| TypeError::DurationOverflow { component: "days" })?;
+        let days =
+            i32::try_from(days).map_err(|_| TypeError::DurationOverflow { component: "days" })?;
         let non_neg = months >= 0 && days >= 0 && nanos >= 0;
         let non_pos = months <= 0 && days <= 0 && nanos <= 0;
         if !(non_neg || non_pos) {
@@ -296,8 +296,22 @@ impl std::fmt::Display for Duration {
         let parts = [(months / 12, "y"), (months % 12, "mo")];
         let days = [(u64::from(self.days.unsigned_abs()), "d")];
         let mut n = self.nanos.unsigned_abs();
-        let mut time = [(0u64, "h"), (0, "m"), (0, "s"), (0, "ms"), (0, "us"), (0, "ns")];
-        let unit_nanos = [3_600_000_000_000u64, 60_000_000_000, 1_000_000_000, 1_000_000, 1_000, 1];
+        let mut time = [
+            (0u64, "h"),
+            (0, "m"),
+            (0, "s"),
+            (0, "ms"),
+            (0, "us"),
+            (0, "ns"),
+        ];
+        let unit_nanos = [
+            3_600_000_000_000u64,
+            60_000_000_000,
+            1_000_000_000,
+            1_000_000,
+            1_000,
+            1,
+        ];
         for (slot, unit) in time.iter_mut().zip(unit_nanos) {
             slot.0 = n / unit;
             n %= unit;
@@ -323,13 +337,26 @@ mod tests {
         }
         assert_eq!(days_from_civil(2011, 2, 3), 15_008);
         assert_eq!(format_civil_date(15_008), "2011-02-03");
-        assert_eq!(format_timestamp(1_296_705_900_000), "2011-02-03 04:05:00.000000+0000");
+        assert_eq!(
+            format_timestamp(1_296_705_900_000),
+            "2011-02-03 04:05:00.000000+0000"
+        );
         assert_eq!(format_time(29_574_123_456_789), "08:12:54.123456789");
     }
 
     #[test]
     fn vints() {
-        for v in [0u64, 1, 127, 128, 16_383, 16_384, 1 << 40, u64::MAX >> 1, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            1 << 40,
+            u64::MAX >> 1,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             write_unsigned_vint(v, &mut out);
             let mut input = &out[..];

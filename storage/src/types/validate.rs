@@ -214,7 +214,9 @@ mod tests {
         );
         assert!(list.validate(&[]).is_err());
         let map = CqlType::map(CqlType::Text, CqlType::Int, false);
-        assert!(map.validate(&serialize_map(&[(b"a", &[0, 0, 0, 1])])).is_ok());
+        assert!(map
+            .validate(&serialize_map(&[(b"a", &[0, 0, 0, 1])]))
+            .is_ok());
         assert!(map.validate(&serialize_map(&[(b"a", &[0])])).is_err());
     }
 

@@ -153,8 +153,11 @@ pub fn parse_collection(value: &[u8]) -> Result<Vec<&[u8]>, TypeError> {
     Ok(out)
 }
 
+/// One (key, value) pair of a serialized map.
+pub type MapEntry<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits a serialized map into its (key, value) pairs; nulls are an error.
-pub fn parse_map(value: &[u8]) -> Result<Vec<(&[u8], &[u8])>, TypeError> {
+pub fn parse_map(value: &[u8]) -> Result<Vec<MapEntry<'_>>, TypeError> {
     let name = "map";
     let mut input = value;
     let n = read_count(&mut input).map_err(|m| m.into_error(&name))?;
@@ -200,7 +203,10 @@ mod tests {
     fn collection_round_trip() {
         let bytes = serialize_collection(&[Some(b"ab"), Some(b"")]);
         assert_eq!(bytes, [0, 0, 0, 2, 0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0]);
-        assert_eq!(parse_collection(&bytes).unwrap(), vec![&b"ab"[..], &b""[..]]);
+        assert_eq!(
+            parse_collection(&bytes).unwrap(),
+            vec![&b"ab"[..], &b""[..]]
+        );
         let with_null = serialize_collection(&[None]);
         assert_eq!(with_null, [0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(
