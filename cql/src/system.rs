@@ -56,7 +56,8 @@ pub struct NodeInfo {
     pub listen_address: IpAddr,
     /// The address other nodes reach this one at (usually `listen_address`).
     pub broadcast_address: IpAddr,
-    /// The address clients connect to.
+    /// The address clients connect to. Must be a concrete address, never the unspecified
+    /// one: the `scylla` driver connects to exactly this address.
     pub rpc_address: IpAddr,
     /// The CQL port clients connect to.
     pub rpc_port: u16,

@@ -164,8 +164,14 @@ impl<'a> RowSink<'a> {
         (row, static_row)
     }
 
+    /// The mutations in ring order, each with its rows in clustering order, as a
+    /// partition read from storage would be.
     fn finish(self) -> Vec<Mutation> {
-        self.partitions.into_values().collect()
+        let mut mutations: Vec<Mutation> = self.partitions.into_values().collect();
+        for m in &mut mutations {
+            m.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        mutations
     }
 }
 

@@ -388,10 +388,19 @@ pub fn system_keyspaces() -> Vec<KeyspaceDef> {
 pub fn is_virtual_table(keyspace: &str, table: &str) -> bool {
     match keyspace {
         SYSTEM => matches!(table, "local" | "peers" | "size_estimates"),
-        SYSTEM_SCHEMA => {
-            matches!(table, "tables" | "views")
-                || schema_layouts().iter().any(|(name, _, _)| *name == table)
-        }
+        SYSTEM_SCHEMA => matches!(
+            table,
+            "keyspaces"
+                | "tables"
+                | "columns"
+                | "dropped_columns"
+                | "types"
+                | "functions"
+                | "aggregates"
+                | "indexes"
+                | "triggers"
+                | "views"
+        ),
         _ => false,
     }
 }

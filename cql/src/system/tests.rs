@@ -335,6 +335,16 @@ fn columns_rows_describe_keys_order_and_types() {
 }
 
 #[test]
+fn mutations_are_in_ring_and_clustering_order() {
+    let table = system_table("system_schema", "columns");
+    let mutations = virtual_rows(&table, &schema(), &node(), NOW);
+    assert!(mutations.windows(2).all(|w| w[0].key < w[1].key));
+    for m in &mutations {
+        assert!(m.rows.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}
+
+#[test]
 fn types_rows_list_fields_in_order() {
     let rows = rows_of("system_schema", "types");
     assert_eq!(rows.len(), 1);
@@ -381,10 +391,14 @@ fn every_virtual_table_generates_valid_rows() {
 
 /// The tables and columns the `scylla` driver and the Python driver (Cassandra 3 schema
 /// parser, control connection) select, with the types they decode them as.
-/// (keyspace, table, [(column, type)]) that a driver reads.
-type DriverRead = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+/// A keyspace, a table, and the (column, type) pairs read from it.
+type TableRead = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
-const DRIVER_READS: &[DriverRead] = &[
+const DRIVER_READS: &[TableRead] = &[
     (
         "system",
         "local",
