@@ -390,6 +390,9 @@ fn prepare_selectable(s: &Selectable, table: &TableDef) -> Result<Output, CqlErr
         Selectable::Field { base, field } => prepare_field(base, field, table),
         Selectable::Term(_) => Err(invalid("Selecting terms is not supported")),
         Selectable::Cast { .. } => Err(invalid("CAST is not supported")),
+        Selectable::Element { .. } => Err(invalid(
+            "Selecting a collection element (c[key]) is not supported yet",
+        )),
     }
 }
 
