@@ -4,6 +4,8 @@ mod config;
 mod metrics;
 mod node;
 
+use std::io::IsTerminal;
+
 use config::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +45,7 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

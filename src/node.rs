@@ -49,7 +49,6 @@ struct NodeShared {
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    raise_memlock_limit();
     let data_dir = config
         .data_file_directories
         .first()
@@ -113,6 +112,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     });
     let mut shard_set = ShardSetConfig::new(shard_count);
     shard_set.pin = shared.config.pin_shards;
+    ensure_memlock_limit(shard_count, shard_set.io_memory_bytes);
     let results = run_shards(shard_set, move |shard| {
         let shared = shared.clone();
         async move { run_shard(shard, shared).await.map_err(|e| format!("{e:#}")) }
@@ -232,23 +232,47 @@ fn load_identity(data_dir: &Path, num_tokens: u32) -> anyhow::Result<NodeIdentit
     }
 }
 
-/// io_uring registers buffers in locked memory; raise the limit when we may.
-fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
+/// io_uring registers IO buffers in locked memory. Raise the limit to what
+/// the shards need when we may; say what happens either way.
+fn ensure_memlock_limit(shards: usize, io_memory_bytes: usize) {
+    let needed = (shards * io_memory_bytes) as u64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; failure is reported
+    // through the return value.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        tracing::warn!(
+            "cannot read RLIMIT_MEMLOCK; io_uring may fall back to unregistered buffers"
+        );
+        return;
+    }
+    if limit.rlim_cur >= needed {
+        tracing::info!(
+            limit_bytes = limit.rlim_cur,
+            needed_bytes = needed,
+            "locked-memory limit is enough for the shards' IO buffers"
+        );
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed.max(limit.rlim_cur),
+        rlim_max: needed.max(limit.rlim_max),
     };
     // SAFETY: setrlimit reads the struct we pass and changes only this
     // process's limit; failure is reported through the return value.
-    let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0;
-    if raised {
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
         tracing::info!(
-            "raised the locked-memory limit (RLIMIT_MEMLOCK) to unlimited for io_uring buffers"
+            limit_bytes = needed,
+            "raised the locked-memory limit (RLIMIT_MEMLOCK) for io_uring buffers"
         );
     } else {
         tracing::warn!(
-            "cannot raise RLIMIT_MEMLOCK (not root?): io_uring falls back to unregistered buffers; \
-             raise `ulimit -l` for best IO performance"
+            limit_bytes = limit.rlim_cur,
+            needed_bytes = needed,
+            "cannot raise RLIMIT_MEMLOCK: io_uring falls back to unregistered buffers; \
+             raise `ulimit -l` (or LimitMEMLOCK in the systemd unit)"
         );
     }
 }
