@@ -116,6 +116,7 @@ struct Families {
     memtable_bytes: IntGaugeVec,
     rows_read: IntCounterVec,
     rows_written: IntCounterVec,
+    proxy_requests: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -195,6 +196,13 @@ impl MetricsRegistry {
                 "Rows written by the replica",
                 &["shard"],
             ),
+            proxy_requests: counter_vec(
+                r,
+                "storage_proxy_requests_total",
+                "Single-partition requests by where their data lives: on this shard (local) \
+                 or sent to the owning shard (forwarded)",
+                &["shard", "owner"],
+            ),
             registry,
         };
         Self {
@@ -253,6 +261,8 @@ struct ShardChildren {
     memtable_bytes: IntGauge,
     rows_read: IntCounter,
     rows_written: IntCounter,
+    proxy_local: IntCounter,
+    proxy_forwarded: IntCounter,
 }
 
 impl ShardChildren {
@@ -272,6 +282,8 @@ impl ShardChildren {
             memtable_bytes: families.memtable_bytes.with_label_values(&[shard]),
             rows_read: families.rows_read.with_label_values(&[shard]),
             rows_written: families.rows_written.with_label_values(&[shard]),
+            proxy_local: labelled(&families.proxy_requests, "local"),
+            proxy_forwarded: labelled(&families.proxy_requests, "forwarded"),
             shard: shard.to_owned(),
         }
     }
@@ -346,6 +358,14 @@ impl ShardMetrics {
         read.inc_by(read_total.saturating_sub(read.get()));
         let written = &self.children.rows_written;
         written.inc_by(written_total.saturating_sub(written.get()));
+    }
+
+    /// Brings the storage proxy counters up to the shard's running totals.
+    pub fn set_proxy_requests(&self, local_total: u64, forwarded_total: u64) {
+        let local = &self.children.proxy_local;
+        local.inc_by(local_total.saturating_sub(local.get()));
+        let forwarded = &self.children.proxy_forwarded;
+        forwarded.inc_by(forwarded_total.saturating_sub(forwarded.get()));
     }
 }
 

@@ -191,6 +191,8 @@ fn refresh_gauges(metrics: &ShardMetrics) {
     let (memory, stats) = local::with_db(|db| (db.memory_bytes(), db.stats()));
     metrics.set_memtable_bytes(memory as u64);
     metrics.set_rows(stats.rows_read, stats.rows_written);
+    let proxy = local::proxy_stats();
+    metrics.set_proxy_requests(proxy.local_requests, proxy.forwarded_requests);
 }
 
 fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {

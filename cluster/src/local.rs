@@ -4,7 +4,7 @@
 //! other shards with `scheduler::smp::submit_to` find it here. Nothing in it
 //! is shared with another shard; the schema snapshot is an immutable `Arc`
 //! that every shard holds its own reference to.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -15,6 +15,16 @@ use storage::schema::Schema;
 pub struct LocalShard {
     db: RefCell<Database>,
     schema: RefCell<Arc<Schema>>,
+    stats: Cell<ProxyStats>,
+}
+
+/// What this shard's coordinator did, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Requests whose data this shard owns, run with no message.
+    pub local_requests: u64,
+    /// Requests sent to the shard that owns their data.
+    pub forwarded_requests: u64,
 }
 
 thread_local! {
@@ -32,6 +42,7 @@ pub fn init(schema: Arc<Schema>) {
         *local.borrow_mut() = Some(Rc::new(LocalShard {
             db: RefCell::new(db),
             schema: RefCell::new(schema),
+            stats: Cell::new(ProxyStats::default()),
         }))
     });
 }
@@ -48,6 +59,23 @@ pub fn with_db<R>(f: impl FnOnce(&mut Database) -> R) -> R {
     let shard = local();
     let mut db = shard.db.borrow_mut();
     f(&mut db)
+}
+
+/// Counts a single-partition request by where its data lives.
+pub fn count_request(owner_is_local: bool) {
+    let shard = local();
+    let mut stats = shard.stats.get();
+    if owner_is_local {
+        stats.local_requests += 1;
+    } else {
+        stats.forwarded_requests += 1;
+    }
+    shard.stats.set(stats);
+}
+
+/// This shard's coordinator counters.
+pub fn proxy_stats() -> ProxyStats {
+    local().stats.get()
 }
 
 /// This shard's current schema snapshot.

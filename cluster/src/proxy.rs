@@ -45,13 +45,20 @@ impl StorageProxy {
         self.sharder.shard_of(token) as usize
     }
 
+    /// The owner of `token`, counted as a local or forwarded request.
+    fn route(&self, token: i64) -> usize {
+        let shard = self.shard_of(token);
+        local::count_request(shard == scheduler::smp::this_shard());
+        shard
+    }
+
     /// Applies mutations, each on the shard owning its partition, and waits
     /// for all of them.
     pub async fn mutate(&self, mutations: Vec<Mutation>) -> Result<(), ProxyError> {
         let mut by_shard: BTreeMap<usize, Vec<Mutation>> = BTreeMap::new();
         for mutation in mutations {
             by_shard
-                .entry(self.shard_of(mutation.key.token))
+                .entry(self.route(mutation.key.token))
                 .or_default()
                 .push(mutation);
         }
@@ -73,7 +80,7 @@ impl StorageProxy {
         slice: SliceQuery,
         now_secs: i32,
     ) -> Result<Option<PartitionResult>, ProxyError> {
-        let shard = self.shard_of(key.token);
+        let shard = self.route(key.token);
         let read = scheduler::smp::submit_to(shard, move || async move {
             local::with_db(|db| db.read_partition(table, &key, &slice, now_secs))
         })

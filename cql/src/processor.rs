@@ -487,11 +487,15 @@ impl QueryProcessor {
                         modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
                     all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
                 }
+                let warnings = batch_warnings(&all);
                 with_deadline(write_limit, true, async {
                     Ok(self.proxy.mutate(all).await?)
                 })
                 .await?;
-                Ok(Outcome::result(ResultResponse::Void))
+                Ok(Outcome {
+                    warnings,
+                    ..Outcome::result(ResultResponse::Void)
+                })
             }
             Plan::Use(ks) => {
                 if !system::is_system_keyspace(ks) && local::schema().keyspace(ks).is_none() {
@@ -553,11 +557,15 @@ impl QueryProcessor {
             let params = modify::write_params(plan.using(), &plan.table, &ctx, timestamp)?;
             all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
         }
+        let warnings = batch_warnings(&all);
         with_deadline(self.config.write_timeout, true, async {
             Ok(self.proxy.mutate(all).await?)
         })
         .await?;
-        Ok(Outcome::result(ResultResponse::Void))
+        Ok(Outcome {
+            warnings,
+            ..Outcome::result(ResultResponse::Void)
+        })
     }
 
     async fn run_select(
@@ -632,6 +640,26 @@ async fn apply_schema_statement(
         migration::publish(data_dir, outcome.schema).await?;
     }
     Ok(outcome.change)
+}
+
+/// Batches larger than this get a warning, as Cassandra's
+/// `batch_size_warn_threshold_in_kb` default.
+const BATCH_SIZE_WARN_BYTES: usize = 5 * 1024;
+
+/// The client warnings a batch of `mutations` earns.
+fn batch_warnings(mutations: &[storage::model::Mutation]) -> Vec<String> {
+    let size: usize = mutations.iter().map(|m| m.size_bytes()).sum();
+    if size <= BATCH_SIZE_WARN_BYTES {
+        return Vec::new();
+    }
+    let kib = |bytes: usize| bytes as f64 / 1024.0;
+    vec![format!(
+        "Batch modifying {} partitions is of size {:.1}KiB, exceeding specified threshold of {:.1}KiB by {:.1}KiB.",
+        mutations.len(),
+        kib(size),
+        kib(BATCH_SIZE_WARN_BYTES),
+        kib(size - BATCH_SIZE_WARN_BYTES)
+    )]
 }
 
 /// Runs `future` within `limit`; a request past it fails with a timeout.

@@ -378,3 +378,67 @@ async fn driver_schema_metadata_sees_tables_and_types() {
     assert_eq!(table.partition_key, vec!["id".to_string()]);
     assert!(keyspace.user_defined_types.contains_key("address"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lz4_compressed_connections_work() {
+    let node = TestNode::start();
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node_addr(node.addr())
+        .compression(Some(scylla::client::Compression::Lz4))
+        .build()
+        .await
+        .expect("connect with lz4");
+    let ks = create_keyspace(&session, "lz4").await;
+    session
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)"),
+            (),
+        )
+        .await
+        .expect("create");
+    let big = "x".repeat(100_000);
+    session
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (k, v) VALUES (1, ?)"),
+            (big.as_str(),),
+        )
+        .await
+        .expect("insert a compressible value");
+    let (v,): (String,) = session
+        .query_unpaged(format!("SELECT v FROM {ks}.t WHERE k = 1"), ())
+        .await
+        .expect("select")
+        .into_rows_result()
+        .expect("rows")
+        .single_row()
+        .expect("row");
+    assert_eq!(v, big);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_batches_carry_a_warning() {
+    let node = TestNode::start();
+    let session = node.session().await;
+    let ks = create_keyspace(&session, "warn").await;
+    session
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)"),
+            (),
+        )
+        .await
+        .expect("create");
+    let value = "y".repeat(2000);
+    let statements: String = (0..5)
+        .map(|k| format!("INSERT INTO {ks}.t (k, v) VALUES ({k}, '{value}'); "))
+        .collect();
+    let result = session
+        .query_unpaged(format!("BEGIN BATCH {statements} APPLY BATCH"), ())
+        .await
+        .expect("batch");
+    let warnings: Vec<&str> = result.warnings().collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("exceeding specified threshold"),
+        "{warnings:?}"
+    );
+}

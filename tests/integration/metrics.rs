@@ -85,3 +85,70 @@ async fn metrics_count_requests_errors_and_connections() {
         "latency histogram present"
     );
 }
+
+fn proxy_requests(node: &TestNode, owner: &str) -> f64 {
+    value(
+        &scrape(node),
+        "tessera_storage_proxy_requests_total",
+        &[("owner", owner)],
+    )
+}
+
+/// The shard-aware driver sends each prepared statement to the shard that
+/// owns its partition, so the coordinator never forwards one.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_statements_land_on_their_owning_shard() {
+    let node = TestNode::start();
+    let session = node.session().await;
+    session
+        .query_unpaged(
+            "CREATE KEYSPACE r WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+            (),
+        )
+        .await
+        .expect("keyspace");
+    session
+        .query_unpaged("CREATE TABLE r.t (k int PRIMARY KEY, v int)", ())
+        .await
+        .expect("table");
+    let insert = session
+        .prepare("INSERT INTO r.t (k, v) VALUES (?, ?)")
+        .await
+        .expect("prepare insert");
+    let select = session
+        .prepare("SELECT v FROM r.t WHERE k = ?")
+        .await
+        .expect("prepare select");
+    // Warm up until the driver holds a connection to every shard.
+    for k in 0..50 {
+        session
+            .execute_unpaged(&insert, (k, k))
+            .await
+            .expect("warm up");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (local_before, forwarded_before) = (
+        proxy_requests(&node, "local"),
+        proxy_requests(&node, "forwarded"),
+    );
+    for k in 0..300 {
+        session
+            .execute_unpaged(&insert, (k, k * 2))
+            .await
+            .expect("insert");
+        let (v,): (i32,) = session
+            .execute_unpaged(&select, (k,))
+            .await
+            .expect("select")
+            .into_rows_result()
+            .expect("rows")
+            .single_row()
+            .expect("row");
+        assert_eq!(v, k * 2);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let local = proxy_requests(&node, "local") - local_before;
+    let forwarded = proxy_requests(&node, "forwarded") - forwarded_before;
+    assert!(local >= 600.0, "local requests {local}");
+    assert_eq!(forwarded, 0.0, "requests forwarded between shards");
+}

@@ -3,7 +3,7 @@
 //!
 //! The Python environment is `target/pyenv` (made by `.ci/run`, or by hand:
 //! `python3 -m venv target/pyenv && target/pyenv/bin/pip install
-//! cassandra-driver cqlsh pytest`); `TESSERA_PYTHON` names another interpreter.
+//! cassandra-driver cqlsh pytest lz4`); `TESSERA_PYTHON` names another interpreter.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -16,7 +16,7 @@ fn python_driver_and_cqlsh_suite() {
     assert!(
         python.exists(),
         "no Python environment at {}: run `python3 -m venv target/pyenv && \
-         target/pyenv/bin/pip install cassandra-driver cqlsh pytest` (as .ci/run does)",
+         target/pyenv/bin/pip install cassandra-driver cqlsh pytest lz4` (as .ci/run does)",
         python.display()
     );
     let output = Command::new(&python)

@@ -64,3 +64,28 @@ def test_batch_and_errors(session, keyspace):
     assert session.execute("SELECT COUNT(*) FROM %s.t" % keyspace).one()[0] == 10
     with pytest.raises(InvalidRequest):
         session.execute("SELECT * FROM %s.nosuch" % keyspace)
+
+
+def test_protocol_v3_and_lz4(node, keyspace):
+    from cassandra import connection
+    from cassandra.cluster import Cluster
+    assert "lz4" in connection.locally_supported_compressions, "pip install lz4"
+    cluster = Cluster(["127.0.0.1"], port=node.port, protocol_version=3, compression="lz4")
+    try:
+        session = cluster.connect()
+        session.execute("CREATE TABLE %s.v3 (k int PRIMARY KEY, d date, s smallint)" % keyspace)
+        session.execute("INSERT INTO %s.v3 (k, d, s) VALUES (1, '2020-02-29', 7)" % keyspace)
+        row = session.execute("SELECT d, s FROM %s.v3 WHERE k = 1" % keyspace).one()
+        assert str(row.d) == "2020-02-29" and row.s == 7
+    finally:
+        cluster.shutdown()
+
+
+def test_protocol_negotiation_downgrades_from_v5(node):
+    from cassandra.cluster import Cluster
+    cluster = Cluster(["127.0.0.1"], port=node.port)
+    try:
+        cluster.connect()
+        assert cluster.protocol_version == 4
+    finally:
+        cluster.shutdown()
