@@ -154,7 +154,9 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     let cql_addr = socket_addr(&config.rpc_address, config.native_transport_port)?;
     let listener = TcpListener::bind(cql_addr)
         .map_err(|e| anyhow::anyhow!("listen for CQL on {cql_addr}: {e}"))?;
-    scheduler::spawn_local(server.clone().serve(listener));
+    // Accept loops own their listeners: dropping a loop's task closes its
+    // socket, which is how a stopping node stops accepting.
+    let mut acceptors = vec![scheduler::spawn_local_task(server.clone().serve(listener))];
     if shard == 0 {
         let aware_addr = socket_addr(
             &config.rpc_address,
@@ -162,7 +164,9 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
         )?;
         let aware = TcpListener::bind(aware_addr)
             .map_err(|e| anyhow::anyhow!("listen for shard-aware CQL on {aware_addr}: {e}"))?;
-        scheduler::spawn_local(server.clone().serve_shard_aware(aware, shared.shard_count));
+        acceptors.push(scheduler::spawn_local_task(
+            server.clone().serve_shard_aware(aware, shared.shard_count),
+        ));
         let metrics_addr = socket_addr(
             config.effective_prometheus_address(),
             config.prometheus_port,
@@ -183,6 +187,7 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     if shard == 0 {
         tracing::info!("stopping: no new connections, finishing requests in flight");
     }
+    drop(acceptors);
     server.stop(STOP_GRACE).await;
     Ok(())
 }
