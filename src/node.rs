@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,8 @@ struct NodeShared {
     data_dir: PathBuf,
     stop: Arc<AtomicBool>,
     shard_count: usize,
+    /// Shards whose CQL server is installed; listeners open only when all are.
+    ready_shards: AtomicUsize,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -108,6 +110,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         data_dir,
         stop,
         shard_count,
+        ready_shards: AtomicUsize::new(0),
         config,
     });
     let mut shard_set = ShardSetConfig::new(shard_count);
@@ -151,6 +154,12 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
         },
         Rc::new(Observer(shard_metrics.clone())),
     );
+    // A connection accepted on one shard may be handed to any other (the
+    // shard-aware port), so no shard listens before every shard can serve.
+    shared.ready_shards.fetch_add(1, Ordering::AcqRel);
+    while shared.ready_shards.load(Ordering::Acquire) < shared.shard_count {
+        scheduler::sleep(Duration::from_millis(1)).await;
+    }
     let cql_addr = socket_addr(&config.rpc_address, config.native_transport_port)?;
     let listener = TcpListener::bind(cql_addr)
         .map_err(|e| anyhow::anyhow!("listen for CQL on {cql_addr}: {e}"))?;

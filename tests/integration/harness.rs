@@ -21,9 +21,26 @@ pub struct TestNode {
 }
 
 /// A port nobody listens on right now.
+///
+/// Tessera listens with SO_REUSEPORT, so two test nodes handed the same
+/// port would silently share it. Ports therefore come from a block of this
+/// test process's own (by pid), below the kernel's ephemeral range, and
+/// each is checked free before use.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const BASE: u32 = 10_000;
+    const BLOCKS: u32 = 1_300;
+    const BLOCK_SIZE: u32 = 16;
+    let block = std::process::id() % BLOCKS;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Past our own block, fall back to blocks further on.
+        let port = BASE + ((block + n / BLOCK_SIZE) % BLOCKS) * BLOCK_SIZE + n % BLOCK_SIZE;
+        let port = u16::try_from(port).expect("ports stay below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl TestNode {

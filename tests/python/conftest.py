@@ -15,10 +15,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+_next_port = [0]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # tessera listens with SO_REUSEPORT, so two nodes handed one port would
+    # share it: take ports from this process's own block below the ephemeral
+    # range (as the Rust harness does) and check each is free.
+    block = os.getpid() % 1300
+    while True:
+        n = _next_port[0]
+        _next_port[0] += 1
+        port = 10000 + ((block + n // 16) % 1300) * 16 + n % 16
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 class Node:
