@@ -312,7 +312,7 @@ impl CqlServer {
                 self.in_flight.set(self.in_flight.get() + 1);
                 scheduler::spawn_local(async move {
                     let started = scheduler::clock::monotonic_now();
-                    let (response, warnings) = server.run_request(&conn, request).await;
+                    let (response, warnings) = server.run_request_guarded(&conn, request).await;
                     conn.send(version, stream, &response, &warnings);
                     server.observer.latency(started.elapsed());
                     server.in_flight.set(server.in_flight.get() - 1);
@@ -375,6 +375,33 @@ impl CqlServer {
                 self.config.shard_aware_port.to_string(),
             ),
         ]
+    }
+
+    /// Runs a request; a bug that panics fails only this request (an internal
+    /// error to the client, a log line with the panic) and not the shard.
+    async fn run_request_guarded(
+        &self,
+        conn: &Connection,
+        request: Request,
+    ) -> (Response, Vec<String>) {
+        use futures_util::FutureExt;
+        match std::panic::AssertUnwindSafe(self.run_request(conn, request))
+            .catch_unwind()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                tracing::error!(%message, "internal error while executing a request");
+                let error = CqlError::Server(format!("internal error: {message}"));
+                self.report_error(error.code());
+                (Response::Error(error.to_response()), Vec::new())
+            }
+        }
     }
 
     async fn run_request(&self, conn: &Connection, request: Request) -> (Response, Vec<String>) {
