@@ -338,6 +338,44 @@ fn arg_type_of(name: &str) -> impl Fn(&Term) -> CqlType + '_ {
 /// `[json].<column>([doc], default_unset, columns...)`.
 pub const JSON_COLUMN: &str = "[json]";
 
+/// INSERT JSON as plain INSERT: every column of the table, each taking
+/// its value out of the document `doc` (the first one also checks that
+/// the document names no other column).
+pub fn insert_json_terms(
+    table: &storage::schema::TableDef,
+    doc: &Term,
+    default_unset: bool,
+) -> (Vec<String>, Vec<Term>) {
+    let constant = |kind, text: &str| {
+        Term::Constant(ast::Constant {
+            kind,
+            text: text.to_string(),
+        })
+    };
+    let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let terms = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let mut args = vec![
+                doc.clone(),
+                constant(ast::ConstantKind::Boolean, &default_unset.to_string()),
+            ];
+            if i == 0 {
+                args.extend(columns.iter().map(|c| constant(ast::ConstantKind::String, c)));
+            }
+            Term::FunctionCall {
+                name: ast::QualifiedName {
+                    keyspace: Some(JSON_COLUMN.to_string()),
+                    name: column.clone(),
+                },
+                args,
+            }
+        })
+        .collect();
+    (columns, terms)
+}
+
 /// Calls the scalar function `name` (already lower-cased unless quoted)
 /// for a receiver of type `ty`.
 pub fn call_scalar(
