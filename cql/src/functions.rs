@@ -91,8 +91,13 @@ pub fn resolve(name: &str, args: &[CqlType]) -> Result<ScalarFn, CqlError> {
     };
     arity(name, 1, args.len())?;
     let bad_arg = || {
+        let expected = match name {
+            "mintimeuuid" | "maxtimeuuid" => "timestamp",
+            "dateof" | "unixtimestampof" => "timeuuid",
+            _ => "timeuuid, timestamp or date",
+        };
         invalid(format!(
-            "Type error: cannot pass an argument of type {} to function system.{name}",
+            "Type error: cannot pass an argument of type {} to function system.{name}, which takes an argument of type {expected}",
             arg.cql_name()
         ))
     };
@@ -103,7 +108,7 @@ pub fn resolve(name: &str, args: &[CqlType]) -> Result<ScalarFn, CqlError> {
         "tounixtimestamp" if time_arg => ScalarFn::ToUnixTimestamp(arg.clone()),
         "dateof" if *arg == CqlType::Timeuuid => ScalarFn::ToTimestamp(arg.clone()),
         "unixtimestampof" if *arg == CqlType::Timeuuid => ScalarFn::ToUnixTimestamp(arg.clone()),
-        "mintimeuuid" | "maxtimeuuid" if *arg == CqlType::Timestamp => {
+        "mintimeuuid" | "maxtimeuuid" if matches!(arg, CqlType::Timestamp | CqlType::Bigint) => {
             if name == "mintimeuuid" {
                 ScalarFn::MinTimeuuid
             } else {
