@@ -16,7 +16,6 @@ use crate::error::{invalid, CqlError};
 use crate::parser::ast::{self, Term};
 use crate::values::{eval, EvalContext, Evaluated};
 
-
 /// Per-process node bits for generated timeuuids: random, fixed at start.
 fn clock_seq_and_node() -> u64 {
     use std::sync::OnceLock;
@@ -60,7 +59,10 @@ pub enum ScalarFn {
     ToJson(CqlType),
     /// `fromJson` into the given type.
     FromJson(CqlType),
-    Cast { from: CqlType, to: CqlType },
+    Cast {
+        from: CqlType,
+        to: CqlType,
+    },
 }
 
 fn arity(name: &str, want: usize, got: usize) -> Result<(), CqlError> {
@@ -238,7 +240,10 @@ impl ScalarFn {
             ScalarFn::TypeAsBlob => Ok(Some(arg)),
             ScalarFn::BlobAsType(ty) => {
                 ty.validate(&arg).map_err(|e| {
-                    invalid(format!("In call to function system.blobas{}: {e}", ty.cql_name()))
+                    invalid(format!(
+                        "In call to function system.blobas{}: {e}",
+                        ty.cql_name()
+                    ))
                 })?;
                 Ok(Some(arg))
             }
@@ -367,7 +372,11 @@ pub fn insert_json_terms(
                 constant(ast::ConstantKind::Boolean, &default_unset.to_string()),
             ];
             if i == 0 {
-                args.extend(columns.iter().map(|c| constant(ast::ConstantKind::String, c)));
+                args.extend(
+                    columns
+                        .iter()
+                        .map(|c| constant(ast::ConstantKind::String, c)),
+                );
             }
             Term::FunctionCall {
                 name: ast::QualifiedName {
@@ -471,7 +480,9 @@ fn json_column(
         Some(value) => match crate::json::value_from_json(value, ty) {
             Ok(Some(v)) => Ok(Evaluated::Value(v)),
             Ok(None) => Ok(Evaluated::Null),
-            Err(e) => Err(invalid(format!("Error decoding JSON value for {column}: {e}"))),
+            Err(e) => Err(invalid(format!(
+                "Error decoding JSON value for {column}: {e}"
+            ))),
         },
         None if matches!(default_unset, Term::Constant(c) if c.text == "true") => {
             Ok(Evaluated::Unset)
@@ -547,11 +558,10 @@ fn cast_to_text(value: &[u8], from: &CqlType) -> String {
     use CqlType as T;
     match from {
         T::Ascii | T::Text => String::from_utf8_lossy(value).into_owned(),
-        T::Float if value.len() == 4 => {
-            format_float(f64::from(f32::from_be_bytes(value.try_into().expect("4"))), {
-                format!("{:?}", f32::from_be_bytes(value.try_into().expect("4")))
-            })
-        }
+        T::Float if value.len() == 4 => format_float(
+            f64::from(f32::from_be_bytes(value.try_into().expect("4"))),
+            { format!("{:?}", f32::from_be_bytes(value.try_into().expect("4"))) },
+        ),
         T::Double if value.len() == 8 => {
             let x = f64::from_be_bytes(value.try_into().expect("8"));
             format_float(x, format!("{x:?}"))
@@ -682,7 +692,12 @@ mod tests {
     fn time_conversions() {
         let ts = ScalarFn::ToDate(CqlType::Timestamp);
         let day = ts
-            .apply(&[Some(Bytes::from((2 * 86_400_000i64).to_be_bytes().to_vec()))], 0)
+            .apply(
+                &[Some(Bytes::from(
+                    (2 * 86_400_000i64).to_be_bytes().to_vec(),
+                ))],
+                0,
+            )
             .expect("valid")
             .expect("not null");
         assert_eq!(&day[..], &(types::DATE_EPOCH_DAYS + 2).to_be_bytes());

@@ -350,7 +350,10 @@ mod tests {
             "\"2014-01-01 12:15:45.000Z\""
         );
         assert_eq!(round_trip(&CqlType::Time, "123"), "\"00:00:00.000000123\"");
-        assert_eq!(round_trip(&CqlType::Date, "\"2011-02-03\""), "\"2011-02-03\"");
+        assert_eq!(
+            round_trip(&CqlType::Date, "\"2011-02-03\""),
+            "\"2011-02-03\""
+        );
         assert_eq!(round_trip(&CqlType::Inet, "\"1.2.3.4\""), "\"1.2.3.4\"");
     }
 
@@ -388,6 +391,9 @@ mod tests {
         assert!(from_json("3", &CqlType::Ascii).is_err());
         assert!(from_json("\"שלום\"", &CqlType::Ascii).is_err());
         assert!(from_json("2147483648", &CqlType::Int).is_err());
-        assert_eq!(from_json("null", &CqlType::Int).expect("null is fine"), None);
+        assert_eq!(
+            from_json("null", &CqlType::Int).expect("null is fine"),
+            None
+        );
     }
 }

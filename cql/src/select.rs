@@ -30,8 +30,8 @@ use storage::schema::{ColumnDef, ColumnKind, TableDef};
 use storage::types::{self, CqlType};
 
 use crate::error::{invalid, CqlError};
-use crate::functions::{self, ScalarFn};
 use crate::frame::{ColumnSpec, ResultMetadata, Rows, RowsWriter};
+use crate::functions::{self, ScalarFn};
 use crate::metadata::column_spec;
 use crate::parser::ast::{self, InValues, Operator, Order, Relation, Selectable, Term};
 use crate::values::{element_type, eval, BindSpecs, EvalContext, Evaluated};
@@ -272,11 +272,15 @@ fn prepare_group_by(
     if group_by.is_empty() {
         return Ok(None);
     }
-    let key: Vec<&ColumnDef> = table.partition_key().chain(table.clustering_key()).collect();
+    let key: Vec<&ColumnDef> = table
+        .partition_key()
+        .chain(table.clustering_key())
+        .collect();
     let pk_fixed = matches!(partition, PartitionPlan::Keys(parts) if parts.iter().all(|p| matches!(p, ValuesPlan::Eq(_))));
     let ck_fixed = |position: usize| {
         clustering.prefix.iter().any(|p| {
-            matches!(p.values, ValuesPlan::Eq(_)) && (p.first..p.first + p.width).contains(&position)
+            matches!(p.values, ValuesPlan::Eq(_))
+                && (p.first..p.first + p.width).contains(&position)
         })
     };
     let mut next = 0;
@@ -460,14 +464,20 @@ fn prepare_selectable(
                 Sel::Column(i),
             ))
         }
-        Selectable::WriteTime(name) | Selectable::Ttl(name) => prepare_cell_function(s, name, table),
+        Selectable::WriteTime(name) | Selectable::Ttl(name) => {
+            prepare_cell_function(s, name, table)
+        }
         Selectable::CountRows => {
             aggs.push(AggSpec {
                 kind: AggKind::Count,
                 arg: None,
                 ty: CqlType::Bigint,
             });
-            Ok(out("count".into(), CqlType::Bigint, Sel::Agg(aggs.len() - 1)))
+            Ok(out(
+                "count".into(),
+                CqlType::Bigint,
+                Sel::Agg(aggs.len() - 1),
+            ))
         }
         Selectable::Function { name, args } => prepare_function(&name.name, args, table, aggs),
         Selectable::Field { base, field } => prepare_field(base, field, table),
@@ -554,13 +564,7 @@ fn prepare_cast(
     Ok(Output {
         name: format!("cast({} as {ty})", arg.name),
         ty: to.clone(),
-        sel: Sel::Call(
-            ScalarFn::Cast {
-                from: arg.ty,
-                to,
-            },
-            vec![arg.sel],
-        ),
+        sel: Sel::Call(ScalarFn::Cast { from: arg.ty, to }, vec![arg.sel]),
     })
 }
 
@@ -3330,10 +3334,16 @@ mod tests {
             ]
         );
         let sums = to_ints(&f.rows("SELECT pk, sum(v) FROM t WHERE pk IN (1, 2) GROUP BY pk"));
-        assert_eq!(sums, vec![vec![Some(1), Some(999)], vec![Some(2), Some(1899)]]);
+        assert_eq!(
+            sums,
+            vec![vec![Some(1), Some(999)], vec![Some(2), Some(1899)]]
+        );
         let limited = f.rows("SELECT pk, c1 FROM t WHERE pk = 1 GROUP BY c1 LIMIT 2");
         assert_eq!(limited.len(), 2);
-        for bad in ["SELECT v FROM t GROUP BY c1", "SELECT v FROM t GROUP BY pk, c2"] {
+        for bad in [
+            "SELECT v FROM t GROUP BY c1",
+            "SELECT v FROM t GROUP BY pk, c2",
+        ] {
             let err = f.run(bad, &[], &PageOptions::default()).expect_err(bad);
             assert!(err.to_string().contains("order"), "{err}");
         }
@@ -3342,13 +3352,12 @@ mod tests {
     #[test]
     fn scalar_functions_casts_and_names() {
         let f = sample(false);
-        let rows = f
-            .run(
-                "SELECT cast(v AS bigint), blobasint(intasblob(v)), cast(v AS text), \
+        let rows = f.run(
+            "SELECT cast(v AS bigint), blobasint(intasblob(v)), cast(v AS text), \
                  system.todate(system.min(v)) FROM t WHERE pk = 1 AND c1 = 0 AND c2 = 1",
-                &[],
-                &PageOptions::default(),
-            );
+            &[],
+            &PageOptions::default(),
+        );
         // An aggregate inside a scalar function is fine, but todate(int) is not.
         assert!(rows.is_err());
         let rows = f
@@ -3359,10 +3368,19 @@ mod tests {
                 &PageOptions::default(),
             )
             .expect("runs");
-        let names: Vec<&str> = rows.metadata.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = rows
+            .metadata
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         assert_eq!(
             names,
-            ["cast(v as bigint)", "system.blobasint(system.intasblob(v))", "cast(v as text)"]
+            [
+                "cast(v as bigint)",
+                "system.blobasint(system.intasblob(v))",
+                "cast(v as text)"
+            ]
         );
         assert_eq!(
             decode(&rows),
@@ -3373,11 +3391,19 @@ mod tests {
             ]]
         );
         let same = f
-            .run("SELECT cast(v AS int) FROM t WHERE pk = 1", &[], &PageOptions::default())
+            .run(
+                "SELECT cast(v AS int) FROM t WHERE pk = 1",
+                &[],
+                &PageOptions::default(),
+            )
             .expect("runs");
         assert_eq!(same.metadata.columns[0].name, "v");
         let err = f
-            .run("SELECT cast(v AS counter) FROM t", &[], &PageOptions::default())
+            .run(
+                "SELECT cast(v AS counter) FROM t",
+                &[],
+                &PageOptions::default(),
+            )
             .expect_err("no casts to counter");
         assert!(err.to_string().contains("cannot be cast"), "{err}");
     }
