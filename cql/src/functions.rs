@@ -558,12 +558,12 @@ fn cast_to_text(value: &[u8], from: &CqlType) -> String {
     use CqlType as T;
     match from {
         T::Ascii | T::Text => String::from_utf8_lossy(value).into_owned(),
-        T::Float if value.len() == 4 => format_float(
-            f64::from(f32::from_be_bytes(value.try_into().expect("4"))),
-            { format!("{:?}", f32::from_be_bytes(value.try_into().expect("4"))) },
-        ),
+        T::Float if value.len() == 4 => {
+            let x = f32::from_be_bytes(value.try_into().expect("length checked"));
+            format_float(f64::from(x), format!("{x:?}"))
+        }
         T::Double if value.len() == 8 => {
-            let x = f64::from_be_bytes(value.try_into().expect("8"));
+            let x = f64::from_be_bytes(value.try_into().expect("length checked"));
             format_float(x, format!("{x:?}"))
         }
         T::Timestamp if value.len() == 8 => {
