@@ -125,9 +125,16 @@ pub fn prepare_insert(
             "Conditional updates (IF NOT EXISTS) are not supported yet",
         ));
     }
+    let json_terms;
     let (columns, values) = match &stmt.values {
         InsertValues::Columns { columns, values } => (columns, values),
-        InsertValues::Json { .. } => return Err(invalid("INSERT JSON is not supported yet")),
+        InsertValues::Json {
+            json,
+            default_unset,
+        } => {
+            json_terms = crate::functions::insert_json_terms(&table, json, *default_unset);
+            (&json_terms.0, &json_terms.1)
+        }
     };
     if columns.len() != values.len() {
         return Err(invalid(format!(

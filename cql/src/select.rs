@@ -31,6 +31,7 @@ use storage::types::{self, CqlType};
 
 use crate::error::{invalid, CqlError};
 use crate::frame::{ColumnSpec, ResultMetadata, Rows, RowsWriter};
+use crate::functions::{self, ScalarFn};
 use crate::metadata::column_spec;
 use crate::parser::ast::{self, InValues, Operator, Order, Relation, Selectable, Term};
 use crate::values::{element_type, eval, BindSpecs, EvalContext, Evaluated};
@@ -48,7 +49,13 @@ const SCAN_PARTITIONS: usize = 128;
 pub struct SelectPlan {
     table: Arc<TableDef>,
     outputs: Vec<Output>,
+    aggregates: Vec<AggSpec>,
+    /// Rows are folded into groups (aggregates, or GROUP BY).
     aggregate: bool,
+    /// GROUP BY: how many primary key columns make a group (None: one group).
+    group_width: Option<usize>,
+    /// SELECT JSON: every row becomes one JSON object.
+    json: bool,
     distinct: bool,
     partition: PartitionPlan,
     clustering: ClusteringPlan,
@@ -76,8 +83,21 @@ enum Sel {
     WriteTime(usize),
     Ttl(usize),
     Token,
-    CountRows,
-    Aggregate(AggKind, usize),
+    /// A value already known (a first row's column inside a group).
+    Const(Option<Bytes>),
+    /// A native scalar function (or cast) of other selectors.
+    Call(ScalarFn, Vec<Sel>),
+    /// The result of `SelectPlan::aggregates[i]` over the group.
+    Agg(usize),
+}
+
+/// One aggregate call: its kind, its argument selector and type (none for
+/// `count(*)`), and its result type.
+#[derive(Debug, Clone)]
+struct AggSpec {
+    kind: AggKind,
+    arg: Option<(Sel, CqlType)>,
+    ty: CqlType,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,16 +214,8 @@ pub fn prepare_select(
     table: Arc<TableDef>,
     binds: &mut BindSpecs,
 ) -> Result<SelectPlan, CqlError> {
-    if stmt.json {
-        return Err(invalid("SELECT JSON is not supported"));
-    }
-    if !stmt.group_by.is_empty() {
-        return Err(invalid("GROUP BY is not supported"));
-    }
-    let outputs = prepare_selection(&stmt.selection, &table, stmt.distinct)?;
-    let aggregate = outputs
-        .iter()
-        .any(|o| matches!(o.sel, Sel::CountRows | Sel::Aggregate(..)));
+    let mut aggregates = Vec::new();
+    let outputs = prepare_selection(&stmt.selection, &table, stmt.distinct, &mut aggregates)?;
     let mut where_plan = WherePlanner::new(&table, stmt.allow_filtering, binds);
     where_plan.plan(&stmt.where_clause)?;
     let WherePlanner {
@@ -220,6 +232,7 @@ pub fn prepare_select(
         ));
     }
     let reversed = prepare_order_by(&stmt.order_by, &table, &partition)?;
+    let group_width = prepare_group_by(&stmt.group_by, &table, &partition, &clustering)?;
     let multi_key = match &partition {
         PartitionPlan::Keys(parts) => parts.iter().any(|p| matches!(p, ValuesPlan::In(_))),
         _ => false,
@@ -232,7 +245,10 @@ pub fn prepare_select(
     Ok(SelectPlan {
         table,
         outputs,
-        aggregate,
+        aggregate: !aggregates.is_empty() || group_width.is_some(),
+        aggregates,
+        group_width,
+        json: stmt.json,
         distinct: stmt.distinct,
         partition,
         clustering,
@@ -242,6 +258,57 @@ pub fn prepare_select(
         limit: stmt.limit.clone(),
         per_partition_limit: stmt.per_partition_limit.clone(),
     })
+}
+
+/// GROUP BY columns: primary key columns in key order, starting with the
+/// partition key; columns fixed by an equality may be left out. Returns
+/// how many leading primary key columns make a group.
+fn prepare_group_by(
+    group_by: &[String],
+    table: &TableDef,
+    partition: &PartitionPlan,
+    clustering: &ClusteringPlan,
+) -> Result<Option<usize>, CqlError> {
+    if group_by.is_empty() {
+        return Ok(None);
+    }
+    let key: Vec<&ColumnDef> = table
+        .partition_key()
+        .chain(table.clustering_key())
+        .collect();
+    let pk_fixed = matches!(partition, PartitionPlan::Keys(parts) if parts.iter().all(|p| matches!(p, ValuesPlan::Eq(_))));
+    let ck_fixed = |position: usize| {
+        clustering.prefix.iter().any(|p| {
+            matches!(p.values, ValuesPlan::Eq(_))
+                && (p.first..p.first + p.width).contains(&position)
+        })
+    };
+    let mut next = 0;
+    for name in group_by {
+        let i = column_index(table, name)?;
+        loop {
+            let Some(c) = key.get(next) else {
+                return Err(group_by_order());
+            };
+            if c.name == table.columns[i].name {
+                break;
+            }
+            let fixed = match c.kind {
+                ColumnKind::PartitionKey => pk_fixed,
+                _ => ck_fixed(c.position as usize),
+            };
+            if !fixed {
+                return Err(group_by_order());
+            }
+            next += 1;
+        }
+        next += 1;
+    }
+    Ok(Some(next))
+}
+
+fn group_by_order() -> CqlError {
+    invalid("Group by currently only support groups of columns following their declared order in the PRIMARY KEY")
 }
 
 fn is_clustering_or_regular(table: &TableDef, f: &Filter) -> bool {
@@ -262,6 +329,9 @@ fn collect_limit(term: &Option<Term>, name: &str, binds: &mut BindSpecs) {
 impl SelectPlan {
     /// The result metadata columns, aliases honoured.
     pub fn result_columns(&self) -> Vec<ColumnSpec> {
+        if self.json {
+            return vec![column_spec(&self.table, "[json]", &CqlType::Text)];
+        }
         self.outputs
             .iter()
             .map(|o| column_spec(&self.table, &o.name, &o.ty))
@@ -272,6 +342,31 @@ impl SelectPlan {
     pub fn table(&self) -> &Arc<TableDef> {
         &self.table
     }
+
+    /// A result row as sent: for SELECT JSON, one JSON object of the values.
+    fn finish_row(&self, values: Vec<Option<Bytes>>) -> Vec<Option<Bytes>> {
+        if !self.json {
+            return values;
+        }
+        let mut out = String::from("{");
+        for (i, (o, v)) in self.outputs.iter().zip(&values).enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            // Names that are not all lower case are quoted, as they must be
+            // written to name the column in CQL.
+            let name = if o.name.chars().any(char::is_uppercase) {
+                format!("\"{}\"", o.name.replace('"', "\"\""))
+            } else {
+                o.name.clone()
+            };
+            out.push_str(&crate::json::json_string(&name));
+            out.push_str(": ");
+            out.push_str(&crate::json::to_json(&o.ty, v.as_deref()));
+        }
+        out.push('}');
+        vec![Some(Bytes::from(out))]
+    }
 }
 
 // ---------------------------------------------------------------- selection
@@ -280,6 +375,7 @@ fn prepare_selection(
     selection: &ast::Selection,
     table: &TableDef,
     distinct: bool,
+    aggs: &mut Vec<AggSpec>,
 ) -> Result<Vec<Output>, CqlError> {
     let outputs = match selection {
         ast::Selection::Wildcard => {
@@ -306,7 +402,7 @@ fn prepare_selection(
         ast::Selection::Selectors(selectors) => selectors
             .iter()
             .map(|s| {
-                let mut out = prepare_selectable(&s.selectable, table)?;
+                let mut out = prepare_selectable(&s.selectable, table, aggs)?;
                 if let Some(alias) = &s.alias {
                     out.name = alias.clone();
                 }
@@ -351,7 +447,13 @@ fn check_distinct(outputs: &[Output], table: &TableDef) -> Result<(), CqlError> 
     Ok(())
 }
 
-fn prepare_selectable(s: &Selectable, table: &TableDef) -> Result<Output, CqlError> {
+/// Prepares one selector; aggregate calls are appended to `aggs` and
+/// referred to by index.
+fn prepare_selectable(
+    s: &Selectable,
+    table: &TableDef,
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Output, CqlError> {
     let out = |name: String, ty: CqlType, sel| Output { name, ty, sel };
     match s {
         Selectable::Column(name) => {
@@ -363,37 +465,61 @@ fn prepare_selectable(s: &Selectable, table: &TableDef) -> Result<Output, CqlErr
             ))
         }
         Selectable::WriteTime(name) | Selectable::Ttl(name) => {
-            let writetime = matches!(s, Selectable::WriteTime(_));
-            let function = if writetime { "writetime" } else { "ttl" };
-            let i = column_index(table, name)?;
-            let c = &table.columns[i];
-            if c.is_primary_key() {
-                return Err(invalid(format!(
-                    "Cannot use selection function {function} on PRIMARY KEY part {name}"
-                )));
-            }
-            if c.ty.is_multi_cell() {
-                return Err(invalid(format!(
-                    "Cannot use selection function {function} on non-frozen {}",
-                    c.ty.cql_name()
-                )));
-            }
-            let name = format!("{function}({name})");
-            Ok(if writetime {
-                out(name, CqlType::Bigint, Sel::WriteTime(i))
-            } else {
-                out(name, CqlType::Int, Sel::Ttl(i))
-            })
+            prepare_cell_function(s, name, table)
         }
-        Selectable::CountRows => Ok(out("count".into(), CqlType::Bigint, Sel::CountRows)),
-        Selectable::Function { name, args } => prepare_function(&name.name, args, table),
+        Selectable::CountRows => {
+            aggs.push(AggSpec {
+                kind: AggKind::Count,
+                arg: None,
+                ty: CqlType::Bigint,
+            });
+            Ok(out(
+                "count".into(),
+                CqlType::Bigint,
+                Sel::Agg(aggs.len() - 1),
+            ))
+        }
+        Selectable::Function { name, args } => prepare_function(&name.name, args, table, aggs),
         Selectable::Field { base, field } => prepare_field(base, field, table),
+        Selectable::Cast { arg, ty } => prepare_cast(arg, ty, table, aggs),
         Selectable::Term(_) => Err(invalid("Selecting terms is not supported")),
-        Selectable::Cast { .. } => Err(invalid("CAST is not supported")),
         Selectable::Element { .. } => Err(invalid(
             "Selecting a collection element (c[key]) is not supported yet",
         )),
     }
+}
+
+/// `writetime(c)` and `ttl(c)`.
+fn prepare_cell_function(s: &Selectable, name: &str, table: &TableDef) -> Result<Output, CqlError> {
+    let writetime = matches!(s, Selectable::WriteTime(_));
+    let function = if writetime { "writetime" } else { "ttl" };
+    let i = column_index(table, name)?;
+    let c = &table.columns[i];
+    if c.is_primary_key() {
+        return Err(invalid(format!(
+            "Cannot use selection function {function} on PRIMARY KEY part {name}"
+        )));
+    }
+    if c.ty.is_multi_cell() {
+        return Err(invalid(format!(
+            "Cannot use selection function {function} on non-frozen {}",
+            c.ty.cql_name()
+        )));
+    }
+    let name = format!("{function}({name})");
+    Ok(if writetime {
+        Output {
+            name,
+            ty: CqlType::Bigint,
+            sel: Sel::WriteTime(i),
+        }
+    } else {
+        Output {
+            name,
+            ty: CqlType::Int,
+            sel: Sel::Ttl(i),
+        }
+    })
 }
 
 fn prepare_field(base: &Selectable, field: &str, table: &TableDef) -> Result<Output, CqlError> {
@@ -420,62 +546,130 @@ fn prepare_field(base: &Selectable, field: &str, table: &TableDef) -> Result<Out
     })
 }
 
-fn prepare_function(name: &str, args: &[Selectable], table: &TableDef) -> Result<Output, CqlError> {
-    let arg_names: Vec<String> = args.iter().map(ToString::to_string).collect();
-    let display = format!("system.{name}({})", arg_names.join(", "));
-    if name == "token" {
-        let pk: Vec<&str> = table.partition_key().map(|c| c.name.as_str()).collect();
-        let given: Vec<&str> = args
-            .iter()
-            .map(|a| match a {
-                Selectable::Column(c) => Ok(c.as_str()),
-                _ => Err(invalid("token() only accepts partition key columns")),
-            })
-            .collect::<Result<_, _>>()?;
-        if given != pk {
-            return Err(invalid(format!(
-                "Type error: token() requires the partition key columns in order: {}",
-                pk.join(", ")
-            )));
-        }
-        return Ok(Output {
-            name: display,
-            ty: CqlType::Bigint,
-            sel: Sel::Token,
-        });
+/// `CAST(arg AS ty)`; a cast to the argument's own type is dropped.
+fn prepare_cast(
+    arg: &Selectable,
+    ty: &ast::CqlType,
+    table: &TableDef,
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Output, CqlError> {
+    let arg = prepare_selectable(arg, table, aggs)?;
+    let to = functions::native_type(ty)
+        .ok_or_else(|| invalid(format!("Invalid cast to non-native type {ty}")))?;
+    if arg.ty == to {
+        return Ok(arg);
     }
-    let kind = match name {
+    functions::check_cast(&arg.ty, &to)
+        .map_err(|e| invalid(format!("Invalid cast of {}: {e}", arg.name)))?;
+    Ok(Output {
+        name: format!("cast({} as {ty})", arg.name),
+        ty: to.clone(),
+        sel: Sel::Call(ScalarFn::Cast { from: arg.ty, to }, vec![arg.sel]),
+    })
+}
+
+fn aggregate_kind(name: &str) -> Option<AggKind> {
+    Some(match name {
         "count" => AggKind::Count,
         "min" => AggKind::Min,
         "max" => AggKind::Max,
         "sum" => AggKind::Sum,
         "avg" => AggKind::Avg,
-        _ => return Err(invalid(format!("Unknown function '{name}'"))),
-    };
-    let [Selectable::Column(column)] = args else {
+        _ => return None,
+    })
+}
+
+fn prepare_function(
+    name: &str,
+    args: &[Selectable],
+    table: &TableDef,
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Output, CqlError> {
+    if name == "token" {
+        return prepare_token(args, table);
+    }
+    if let Some(kind) = aggregate_kind(name) {
+        return prepare_aggregate(name, kind, args, table, aggs);
+    }
+    let args = args
+        .iter()
+        .map(|a| prepare_selectable(a, table, aggs))
+        .collect::<Result<Vec<_>, _>>()?;
+    let arg_types: Vec<CqlType> = args.iter().map(|a| a.ty.clone()).collect();
+    let f = functions::resolve(name, &arg_types)?;
+    let arg_names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
+    Ok(Output {
+        name: format!("system.{name}({})", arg_names.join(", ")),
+        ty: f.return_type(),
+        sel: Sel::Call(f, args.into_iter().map(|a| a.sel).collect()),
+    })
+}
+
+fn prepare_token(args: &[Selectable], table: &TableDef) -> Result<Output, CqlError> {
+    let pk: Vec<&str> = table.partition_key().map(|c| c.name.as_str()).collect();
+    let given: Vec<&str> = args
+        .iter()
+        .map(|a| match a {
+            Selectable::Column(c) => Ok(c.as_str()),
+            _ => Err(invalid("token() only accepts partition key columns")),
+        })
+        .collect::<Result<_, _>>()?;
+    if given != pk {
         return Err(invalid(format!(
-            "Invalid arguments for function {name}: only a single column is supported"
+            "Type error: token() requires the partition key columns in order: {}",
+            pk.join(", ")
+        )));
+    }
+    Ok(Output {
+        name: format!("system.token({})", given.join(", ")),
+        ty: CqlType::Bigint,
+        sel: Sel::Token,
+    })
+}
+
+fn prepare_aggregate(
+    name: &str,
+    kind: AggKind,
+    args: &[Selectable],
+    table: &TableDef,
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Output, CqlError> {
+    let [arg] = args else {
+        return Err(invalid(format!(
+            "Invalid number of arguments in call to function system.{name}: 1 required but {} provided",
+            args.len()
         )));
     };
-    let i = column_index(table, column)?;
-    let col_ty = table.columns[i].ty.clone();
+    let mut nested = Vec::new();
+    let arg = prepare_selectable(arg, table, &mut nested)?;
+    if !nested.is_empty() {
+        return Err(invalid(
+            "aggregate functions cannot be used as arguments of aggregate functions",
+        ));
+    }
     let ty = match kind {
         AggKind::Count => CqlType::Bigint,
-        AggKind::Min | AggKind::Max => col_ty,
+        AggKind::Min | AggKind::Max => arg.ty.clone(),
         AggKind::Sum | AggKind::Avg => {
-            if numeric_kind(&col_ty).is_none() {
+            if numeric_kind(&arg.ty).is_none() {
                 return Err(invalid(format!(
-                    "Invalid call to function {name}, none of its type signatures match (column {column} of type {})",
-                    col_ty.cql_name()
+                    "Invalid call to function {name}, none of its type signatures match (argument {} of type {})",
+                    arg.name,
+                    arg.ty.cql_name()
                 )));
             }
-            col_ty
+            arg.ty.clone()
         }
     };
+    aggs.push(AggSpec {
+        kind,
+        arg: Some((arg.sel, arg.ty)),
+        ty: ty.clone(),
+    });
     Ok(Output {
-        name: display,
+        name: format!("system.{name}({})", arg.name),
         ty,
-        sel: Sel::Aggregate(kind, i),
+        sel: Sel::Agg(aggs.len() - 1),
     })
 }
 
@@ -1523,8 +1717,51 @@ fn multi_cell_value(ty: &CqlType, row: &LiveRow, column: u32) -> Option<Bytes> {
     Some(Bytes::from(bytes))
 }
 
-/// The value of a plain (non-aggregate) selector.
-fn selector_value(sel: &Sel, view: &RowView<'_>, now_secs: i32) -> Option<Bytes> {
+/// The clocks selectors read: `ttl()` counts from `secs`, `now()` and
+/// friends use `micros`.
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    secs: i32,
+    micros: i64,
+}
+
+/// The value of a selector over one row; aggregates read `aggs` (the
+/// group's results, empty while rows are still being read).
+fn eval_sel(
+    sel: &Sel,
+    view: Option<&RowView<'_>>,
+    now: Now,
+    aggs: &[Option<Bytes>],
+) -> Result<Option<Bytes>, CqlError> {
+    match sel {
+        Sel::Const(v) => Ok(v.clone()),
+        Sel::Agg(i) => Ok(aggs.get(*i).cloned().flatten()),
+        Sel::Call(f, args) => {
+            let values = args
+                .iter()
+                .map(|a| eval_sel(a, view, now, aggs))
+                .collect::<Result<Vec<_>, _>>()?;
+            f.apply(&values, now.micros)
+        }
+        leaf => Ok(view.and_then(|v| leaf_value(leaf, v, now.secs))),
+    }
+}
+
+/// A copy of `sel` with every value read from the row replaced by that
+/// value: what a group keeps of its first row.
+fn bind_row(sel: &Sel, view: &RowView<'_>, now_secs: i32) -> Sel {
+    match sel {
+        Sel::Const(_) | Sel::Agg(_) => sel.clone(),
+        Sel::Call(f, args) => Sel::Call(
+            f.clone(),
+            args.iter().map(|a| bind_row(a, view, now_secs)).collect(),
+        ),
+        leaf => Sel::Const(leaf_value(leaf, view, now_secs)),
+    }
+}
+
+/// The value of a selector read straight from the row.
+fn leaf_value(sel: &Sel, view: &RowView<'_>, now_secs: i32) -> Option<Bytes> {
     let columns = &view.table.columns;
     match sel {
         Sel::Column(i) => view.value(*i),
@@ -1555,7 +1792,7 @@ fn selector_value(sel: &Sel, view: &RowView<'_>, now_secs: i32) -> Option<Bytes>
             Some(Bytes::copy_from_slice(&left.to_be_bytes()))
         }
         Sel::Token => Some(Bytes::copy_from_slice(&view.token.to_be_bytes())),
-        Sel::CountRows | Sel::Aggregate(..) => None,
+        Sel::Const(_) | Sel::Call(..) | Sel::Agg(_) => None,
     }
 }
 
@@ -1699,43 +1936,31 @@ fn numeric_kind(ty: &CqlType) -> Option<(usize, bool)> {
     }
 }
 
-/// One result column's running state over the rows of an aggregate query.
+/// One aggregate's running state over the rows of a group.
 #[derive(Debug, Clone, Default)]
 struct Accumulator {
     count: i64,
     int_sum: i128,
     float_sum: f64,
     best: Option<Bytes>,
-    /// Non-aggregate selectors keep the first row's value.
-    first: Option<Option<Bytes>>,
 }
 
 impl Accumulator {
-    fn add(&mut self, out: &Output, view: &RowView<'_>, now_secs: i32) {
-        let (kind, i) = match &out.sel {
-            Sel::CountRows => {
-                self.count += 1;
-                return;
-            }
-            Sel::Aggregate(kind, i) => (*kind, *i),
-            other => {
-                if self.first.is_none() {
-                    self.first = Some(selector_value(other, view, now_secs));
-                }
-                return;
-            }
+    fn add(&mut self, spec: &AggSpec, view: &RowView<'_>, now: Now) -> Result<(), CqlError> {
+        let Some((arg, arg_ty)) = &spec.arg else {
+            self.count += 1;
+            return Ok(());
         };
-        let Some(v) = view.value(i).filter(|v| !v.is_empty()) else {
-            return;
+        let Some(v) = eval_sel(arg, Some(view), now, &[])?.filter(|v| !v.is_empty()) else {
+            return Ok(());
         };
         self.count += 1;
-        match kind {
+        match spec.kind {
             AggKind::Count => {}
             AggKind::Min | AggKind::Max => {
-                let ty = &view.table.columns[i].ty;
                 let better = self.best.as_ref().is_none_or(|b| {
-                    let ord = ty.compare(&v, b);
-                    if kind == AggKind::Min {
+                    let ord = arg_ty.compare(&v, b);
+                    if spec.kind == AggKind::Min {
                         ord == Ordering::Less
                     } else {
                         ord == Ordering::Greater
@@ -1745,26 +1970,22 @@ impl Accumulator {
                     self.best = Some(v);
                 }
             }
-            AggKind::Sum | AggKind::Avg => match numeric_kind(&out.ty) {
+            AggKind::Sum | AggKind::Avg => match numeric_kind(arg_ty) {
                 Some((_, true)) => self.float_sum += read_float(&v),
                 Some((_, false)) => self.int_sum += read_int(&v),
                 None => {}
             },
         }
+        Ok(())
     }
 
-    fn result(&self, out: &Output) -> Option<Bytes> {
-        let kind = match &out.sel {
-            Sel::CountRows => return Some(Bytes::copy_from_slice(&self.count.to_be_bytes())),
-            Sel::Aggregate(kind, _) => *kind,
-            _ => return self.first.clone().flatten(),
-        };
-        match kind {
+    fn result(&self, spec: &AggSpec) -> Option<Bytes> {
+        match spec.kind {
             AggKind::Count => Some(Bytes::copy_from_slice(&self.count.to_be_bytes())),
             AggKind::Min | AggKind::Max => self.best.clone(),
             AggKind::Sum | AggKind::Avg => {
-                let (width, float) = numeric_kind(&out.ty)?;
-                let n = if kind == AggKind::Avg {
+                let (width, float) = numeric_kind(&spec.ty)?;
+                let n = if spec.kind == AggKind::Avg {
                     self.count.max(1)
                 } else {
                     1
@@ -1777,6 +1998,14 @@ impl Accumulator {
             }
         }
     }
+}
+
+/// The group being folded: its key, its aggregates and its first row.
+#[derive(Debug, Clone)]
+struct Group {
+    key: Vec<Bytes>,
+    accumulators: Vec<Accumulator>,
+    first_row: Vec<Sel>,
 }
 
 fn read_int(v: &[u8]) -> i128 {
@@ -1911,7 +2140,7 @@ enum Flow {
 struct Emitter<'p> {
     plan: &'p SelectPlan,
     filters: Vec<ResolvedFilter>,
-    now_secs: i32,
+    now: Now,
     writer: RowsWriter,
     page_left: usize,
     limit_left: usize,
@@ -1924,7 +2153,10 @@ struct Emitter<'p> {
     /// The paging position after the last row returned.
     last: Option<(DecoratedKey, Option<Bytes>)>,
     page_full: bool,
-    accumulators: Option<Vec<Accumulator>>,
+    /// The group being folded (aggregates and GROUP BY).
+    group: Option<Group>,
+    /// Groups still allowed by LIMIT.
+    groups_left: usize,
     /// Rows held for the in-memory ORDER BY across partitions.
     sorted: Option<Vec<(Bytes, Vec<Option<Bytes>>)>>,
 }
@@ -1946,8 +2178,11 @@ impl<'p> Emitter<'p> {
         Ok(Emitter {
             plan,
             filters: plan.resolve_filters(ctx)?,
-            now_secs,
-            writer: RowsWriter::new(plan.outputs.len()),
+            now: Now {
+                secs: now_secs,
+                micros: ctx.now_micros,
+            },
+            writer: RowsWriter::new(if plan.json { 1 } else { plan.outputs.len() }),
             page_left: if unbounded {
                 usize::MAX
             } else {
@@ -1966,16 +2201,15 @@ impl<'p> Emitter<'p> {
             had_rows: false,
             last: None,
             page_full: false,
-            accumulators: plan
-                .aggregate
-                .then(|| vec![Accumulator::default(); plan.outputs.len()]),
+            group: None,
+            groups_left: limit,
             sorted: sort_rows.then(Vec::new),
         })
     }
 
     /// Rows worth asking storage for at once.
     fn chunk_rows(&self) -> usize {
-        if self.filters.is_empty() && self.accumulators.is_none() && self.sorted.is_none() {
+        if self.filters.is_empty() && !self.plan.aggregate && self.sorted.is_none() {
             self.page_left
                 .min(self.limit_left)
                 .min(self.per_partition)
@@ -2027,7 +2261,7 @@ impl<'p> Emitter<'p> {
             let pk = std::mem::take(&mut self.pk);
             let flow = self.offer(key, &pk, &ck, Some(ck_bytes), statics, Some(row));
             self.pk = pk;
-            if let Some(flow) = flow {
+            if let Some(flow) = flow? {
                 return Ok(flow);
             }
         }
@@ -2038,7 +2272,7 @@ impl<'p> Emitter<'p> {
             let pk = std::mem::take(&mut self.pk);
             let flow = self.offer(key, &pk, &[], None, statics, None);
             self.pk = pk;
-            if let Some(flow) = flow {
+            if let Some(flow) = flow? {
                 return Ok(flow);
             }
         }
@@ -2054,7 +2288,7 @@ impl<'p> Emitter<'p> {
         ck_bytes: Option<&Bytes>,
         statics: Option<&LiveRow>,
         row: Option<&LiveRow>,
-    ) -> Option<Flow> {
+    ) -> Result<Option<Flow>, CqlError> {
         let view = RowView {
             table: &self.plan.table,
             token: key.token,
@@ -2064,9 +2298,11 @@ impl<'p> Emitter<'p> {
             row,
         };
         if !self.filters.iter().all(|f| f.matches(&view)) {
-            return None;
+            return Ok(None);
         }
-        self.emit(&view, ck_bytes);
+        if let Some(flow) = self.emit(&view, ck_bytes)? {
+            return Ok(Some(flow));
+        }
         self.emitted += 1;
         self.in_partition += 1;
         self.limit_left = self.limit_left.saturating_sub(1);
@@ -2080,43 +2316,101 @@ impl<'p> Emitter<'p> {
         };
         self.last = Some((key.clone(), position));
         if self.limit_left == 0 {
-            return Some(Flow::Stop);
+            return Ok(Some(Flow::Stop));
         }
         if self.page_left == 0 {
             self.page_full = true;
-            return Some(Flow::Stop);
+            return Ok(Some(Flow::Stop));
         }
-        partition_done.then_some(Flow::NextPartition)
+        Ok(partition_done.then_some(Flow::NextPartition))
     }
 
-    fn emit(&mut self, view: &RowView<'_>, ck_bytes: Option<&Bytes>) {
-        let now = self.now_secs;
-        if let Some(accs) = &mut self.accumulators {
-            for (acc, out) in accs.iter_mut().zip(&self.plan.outputs) {
-                acc.add(out, view, now);
-            }
-            return;
+    fn emit(
+        &mut self,
+        view: &RowView<'_>,
+        ck_bytes: Option<&Bytes>,
+    ) -> Result<Option<Flow>, CqlError> {
+        if self.plan.aggregate {
+            return self.fold(view);
         }
-        let values: Vec<Option<Bytes>> = self
+        let values = self
             .plan
             .outputs
             .iter()
-            .map(|o| selector_value(&o.sel, view, now))
-            .collect();
+            .map(|o| eval_sel(&o.sel, Some(view), self.now, &[]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = self.plan.finish_row(values);
         match &mut self.sorted {
             Some(sorted) => sorted.push((ck_bytes.cloned().unwrap_or_default(), values)),
             None => write_row(&mut self.writer, &values),
         }
+        Ok(None)
+    }
+
+    /// Adds a row to its group, closing the previous group when the row
+    /// starts a new one.
+    fn fold(&mut self, view: &RowView<'_>) -> Result<Option<Flow>, CqlError> {
+        let key: Vec<Bytes> = match self.plan.group_width {
+            Some(width) => view.pk.iter().chain(view.ck).take(width).cloned().collect(),
+            None => Vec::new(),
+        };
+        if self.group.as_ref().is_some_and(|g| g.key != key) {
+            self.flush_group()?;
+            if self.groups_left == 0 {
+                return Ok(Some(Flow::Stop));
+            }
+        }
+        let now = self.now;
+        let plan = self.plan;
+        let group = self.group.get_or_insert_with(|| Group {
+            key,
+            accumulators: vec![Accumulator::default(); plan.aggregates.len()],
+            first_row: plan
+                .outputs
+                .iter()
+                .map(|o| bind_row(&o.sel, view, now.secs))
+                .collect(),
+        });
+        for (acc, spec) in group.accumulators.iter_mut().zip(&plan.aggregates) {
+            acc.add(spec, view, now)?;
+        }
+        Ok(None)
+    }
+
+    /// Writes the open group's row.
+    fn flush_group(&mut self) -> Result<(), CqlError> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        let aggs: Vec<Option<Bytes>> = group
+            .accumulators
+            .iter()
+            .zip(&self.plan.aggregates)
+            .map(|(a, spec)| a.result(spec))
+            .collect();
+        let values = group
+            .first_row
+            .iter()
+            .map(|sel| eval_sel(sel, None, self.now, &aggs))
+            .collect::<Result<Vec<_>, _>>()?;
+        write_row(&mut self.writer, &self.plan.finish_row(values));
+        self.groups_left = self.groups_left.saturating_sub(1);
+        Ok(())
     }
 
     fn finish(mut self, limit: usize) -> Result<Rows, CqlError> {
-        if let Some(accs) = &self.accumulators {
-            let values: Vec<Option<Bytes>> = accs
-                .iter()
-                .zip(&self.plan.outputs)
-                .map(|(a, o)| a.result(o))
-                .collect();
-            write_row(&mut self.writer, &values);
+        if self.plan.aggregate {
+            if self.group.is_none() && self.plan.group_width.is_none() {
+                // An aggregate over no rows still answers one row (count 0).
+                self.group = Some(Group {
+                    key: Vec::new(),
+                    accumulators: vec![Accumulator::default(); self.plan.aggregates.len()],
+                    first_row: self.plan.outputs.iter().map(|o| o.sel.clone()).collect(),
+                });
+            }
+            if self.groups_left > 0 {
+                self.flush_group()?;
+            }
         }
         if let Some(mut sorted) = self.sorted.take() {
             // Stable: rows of one clustering key keep their partition order.
@@ -3026,5 +3320,110 @@ mod tests {
         let mut long = state.encode().to_vec();
         long.push(0);
         assert!(PagingState::decode(&long).is_err());
+    }
+    #[test]
+    fn group_by_folds_groups_in_key_order() {
+        let f = sample(false);
+        let rows = to_ints(&f.rows("SELECT pk, c1, v FROM t WHERE pk = 1 GROUP BY pk, c1"));
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some(1), Some(0), Some(100)],
+                vec![Some(1), Some(1), Some(110)],
+                vec![Some(1), Some(2), Some(120)],
+            ]
+        );
+        let sums = to_ints(&f.rows("SELECT pk, sum(v) FROM t WHERE pk IN (1, 2) GROUP BY pk"));
+        assert_eq!(
+            sums,
+            vec![vec![Some(1), Some(999)], vec![Some(2), Some(1899)]]
+        );
+        let limited = f.rows("SELECT pk, c1 FROM t WHERE pk = 1 GROUP BY c1 LIMIT 2");
+        assert_eq!(limited.len(), 2);
+        for bad in [
+            "SELECT v FROM t GROUP BY c1",
+            "SELECT v FROM t GROUP BY pk, c2",
+        ] {
+            let err = f.run(bad, &[], &PageOptions::default()).expect_err(bad);
+            assert!(err.to_string().contains("order"), "{err}");
+        }
+    }
+
+    #[test]
+    fn scalar_functions_casts_and_names() {
+        let f = sample(false);
+        let rows = f.run(
+            "SELECT cast(v AS bigint), blobasint(intasblob(v)), cast(v AS text), \
+                 system.todate(system.min(v)) FROM t WHERE pk = 1 AND c1 = 0 AND c2 = 1",
+            &[],
+            &PageOptions::default(),
+        );
+        // An aggregate inside a scalar function is fine, but todate(int) is not.
+        assert!(rows.is_err());
+        let rows = f
+            .run(
+                "SELECT cast(v AS bigint), blobasint(intasblob(v)), cast(v AS text) \
+                 FROM t WHERE pk = 1 AND c1 = 0 AND c2 = 1",
+                &[],
+                &PageOptions::default(),
+            )
+            .expect("runs");
+        let names: Vec<&str> = rows
+            .metadata
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "cast(v as bigint)",
+                "system.blobasint(system.intasblob(v))",
+                "cast(v as text)"
+            ]
+        );
+        assert_eq!(
+            decode(&rows),
+            vec![vec![
+                Some(101i64.to_be_bytes().to_vec()),
+                Some(101i32.to_be_bytes().to_vec()),
+                Some(b"101".to_vec()),
+            ]]
+        );
+        let same = f
+            .run(
+                "SELECT cast(v AS int) FROM t WHERE pk = 1",
+                &[],
+                &PageOptions::default(),
+            )
+            .expect("runs");
+        assert_eq!(same.metadata.columns[0].name, "v");
+        let err = f
+            .run(
+                "SELECT cast(v AS counter) FROM t",
+                &[],
+                &PageOptions::default(),
+            )
+            .expect_err("no casts to counter");
+        assert!(err.to_string().contains("cannot be cast"), "{err}");
+    }
+
+    #[test]
+    fn select_json_renders_one_object_per_row() {
+        let f = sample(false);
+        let rows = f
+            .run(
+                "SELECT JSON pk, v AS \"Value\", tojson(c1) FROM t WHERE pk = 1 AND c1 = 2 AND c2 = 0",
+                &[],
+                &PageOptions::default(),
+            )
+            .expect("runs");
+        assert_eq!(rows.metadata.columns.len(), 1);
+        assert_eq!(rows.metadata.columns[0].name, "[json]");
+        let text = decode(&rows)[0][0].clone().expect("a json row");
+        assert_eq!(
+            String::from_utf8(text).expect("utf-8"),
+            r#"{"pk": 1, "\"Value\"": 120, "system.tojson(c1)": "2"}"#
+        );
     }
 }

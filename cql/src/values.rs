@@ -99,8 +99,31 @@ impl BindSpecs {
                     }
                 }
             }
-            Term::TypeHint { term, .. } => self.collect(term, name, ty),
+            Term::TypeHint { ty: hint, term } => {
+                let hinted = crate::functions::native_type(hint);
+                self.collect(term, name, hinted.as_ref().unwrap_or(ty))
+            }
+            Term::FunctionCall { name: f, args } => self.collect_call(f, args, name, ty),
             _ => {}
+        }
+    }
+
+    /// Function arguments: a marker is typed by the function's signature
+    /// (`fromJson(?)` takes text, `blobAsInt(?)` a blob, ...).
+    fn collect_call(&mut self, f: &ast::QualifiedName, args: &[Term], name: &str, ty: &CqlType) {
+        if f.keyspace.as_deref() == Some(crate::functions::JSON_COLUMN) {
+            if let Some(doc) = args.first() {
+                self.collect(doc, "[json]", &CqlType::Text);
+            }
+            return;
+        }
+        let _ = (name, ty);
+        for (i, arg) in args.iter().enumerate() {
+            let arg_ty = crate::functions::term_type(arg)
+                .or_else(|| crate::functions::default_arg_type(&f.name));
+            if let Some(arg_ty) = arg_ty {
+                self.collect(arg, &format!("arg{i}({})", f.name), &arg_ty);
+            }
         }
     }
 
@@ -125,7 +148,7 @@ pub fn eval(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Evaluate
         Term::Null => Ok(Evaluated::Null),
         Term::Bind(marker) => bound_value(marker, ty, ctx),
         Term::FunctionCall { name, args } => call_function(name, args, ty, ctx),
-        Term::TypeHint { term, .. } => eval(term, ty, ctx),
+        Term::TypeHint { ty: hint, term } => eval_hinted(hint, term, ty, ctx),
         _ => {
             let literal = to_literal(term, ty, ctx)?;
             match ty
@@ -137,6 +160,26 @@ pub fn eval(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Evaluate
             }
         }
     }
+}
+
+/// `(type) term`: the term is read as the hinted type, which must fit the receiver.
+fn eval_hinted(
+    hint: &ast::CqlType,
+    term: &Term,
+    ty: &CqlType,
+    ctx: &EvalContext<'_>,
+) -> Result<Evaluated, CqlError> {
+    let Some(hinted) = crate::functions::native_type(hint) else {
+        return eval(term, ty, ctx);
+    };
+    if !crate::functions::assignable(&hinted, ty) {
+        return Err(invalid(format!(
+            "Type error: ({hint}){term} of type {} cannot be used for a value of type {}",
+            hinted.cql_name(),
+            ty.cql_name()
+        )));
+    }
+    eval(term, &hinted, ctx)
 }
 
 fn describe(error: storage::types::TypeError, term: &Term, ty: &CqlType) -> CqlError {
@@ -153,7 +196,10 @@ fn term_kind(term: &Term) -> String {
             ConstantKind::String => format!("STRING constant ({})", c.text),
             ConstantKind::Integer => format!("INTEGER constant ({})", c.text),
             ConstantKind::Float => format!("FLOAT constant ({})", c.text),
-            _ => format!("constant ({})", c.text),
+            ConstantKind::Boolean => format!("BOOLEAN constant ({})", c.text),
+            ConstantKind::Uuid => format!("UUID constant ({})", c.text),
+            ConstantKind::Hex => format!("HEX constant ({})", c.text),
+            ConstantKind::Duration => format!("DURATION constant ({})", c.text),
         },
         Term::List(_) => "list literal".to_string(),
         Term::Set(_) => "set literal".to_string(),
@@ -288,6 +334,5 @@ fn call_function(
     ty: &CqlType,
     ctx: &EvalContext<'_>,
 ) -> Result<Evaluated, CqlError> {
-    let value = crate::functions::call_scalar(&name.name, args, ty, ctx)?;
-    Ok(value)
+    crate::functions::call_scalar(name, args, ty, ctx)
 }

@@ -4,6 +4,7 @@ mod harness;
 
 mod basic;
 mod errors;
+mod json_and_functions;
 mod metrics;
 mod paging;
 mod python;
