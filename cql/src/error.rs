@@ -26,6 +26,14 @@ pub enum CqlError {
     },
     #[error("{0}")]
     Config(String),
+    /// A function failed on its arguments (e.g. `fromJson` of bad JSON).
+    #[error("{message}")]
+    FunctionFailure {
+        keyspace: String,
+        function: String,
+        arg_types: Vec<String>,
+        message: String,
+    },
     #[error("Prepared query with ID {} not found (either the query was not prepared on this host (maybe the host has been restarted?) or you have prepared too many queries and it has been evicted from the internal cache)", hex(.0))]
     Unprepared(Bytes),
     #[error("{0}")]
@@ -67,6 +75,7 @@ impl CqlError {
             CqlError::Invalid(_) => ErrorCode::Invalid,
             CqlError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CqlError::Config(_) => ErrorCode::ConfigError,
+            CqlError::FunctionFailure { .. } => ErrorCode::FunctionFailure,
             CqlError::Unprepared(_) => ErrorCode::Unprepared,
             CqlError::Protocol(_) => ErrorCode::ProtocolError,
             CqlError::Unauthorized(_) => ErrorCode::Unauthorized,
@@ -86,6 +95,16 @@ impl CqlError {
                 table: table.clone(),
             },
             CqlError::Unprepared(id) => ErrorDetail::Unprepared { id: id.clone() },
+            CqlError::FunctionFailure {
+                keyspace,
+                function,
+                arg_types,
+                ..
+            } => ErrorDetail::FunctionFailure {
+                keyspace: keyspace.clone(),
+                function: function.clone(),
+                arg_types: arg_types.clone(),
+            },
             CqlError::Timeout { write: true } => ErrorDetail::WriteTimeout {
                 consistency: crate::frame::Consistency::One,
                 received: 0,

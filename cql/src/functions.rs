@@ -248,9 +248,15 @@ impl ScalarFn {
                 Ok(Some(arg))
             }
             ScalarFn::FromJson(ty) => {
+                let failure = |message: String| CqlError::FunctionFailure {
+                    keyspace: "system".to_string(),
+                    function: "fromjson".to_string(),
+                    arg_types: vec!["text".to_string()],
+                    message,
+                };
                 let text = std::str::from_utf8(&arg)
-                    .map_err(|_| invalid("fromJson() argument is not valid UTF-8"))?;
-                crate::json::from_json(text, ty).map_err(|e| invalid(e.to_string()))
+                    .map_err(|_| failure("fromJson() argument is not valid UTF-8".into()))?;
+                crate::json::from_json(text, ty).map_err(|e| failure(e.to_string()))
             }
             ScalarFn::Cast { from, to } => cast(&arg, from, to),
             _ => Ok(Some(arg)),
