@@ -17,6 +17,8 @@ use crate::error::{invalid, CqlError};
 use crate::frame::{SchemaChange, SchemaChangeTarget, SchemaChangeType};
 use crate::parser::ast::{self, Order, PropertyValue, Statement};
 
+mod options;
+
 /// The outcome of a schema statement.
 pub struct SchemaOutcome {
     pub schema: Schema,
@@ -25,16 +27,32 @@ pub struct SchemaOutcome {
 
 /// Applies a schema statement to `schema`. `current_keyspace` is the
 /// session's keyspace (USE); `now_micros` stamps dropped columns.
+///
+/// Replication maps are not checked against the cluster's datacenters; use
+/// [`apply_in_cluster`] where the topology is known.
 pub fn apply(
     schema: &Schema,
     statement: &Statement,
     current_keyspace: Option<&str>,
     now_micros: i64,
 ) -> Result<SchemaOutcome, CqlError> {
+    apply_in_cluster(schema, statement, current_keyspace, now_micros, &[])
+}
+
+/// [`apply`], also refusing NetworkTopologyStrategy options that name a
+/// datacenter outside `datacenters` (the datacenters of this node and its
+/// peers). An empty `datacenters` skips that check.
+pub fn apply_in_cluster(
+    schema: &Schema,
+    statement: &Statement,
+    current_keyspace: Option<&str>,
+    now_micros: i64,
+    datacenters: &[String],
+) -> Result<SchemaOutcome, CqlError> {
     let mut next = schema.clone();
     let change = match statement {
-        Statement::CreateKeyspace(s) => create_keyspace(&mut next, s)?,
-        Statement::AlterKeyspace(s) => alter_keyspace(&mut next, s)?,
+        Statement::CreateKeyspace(s) => create_keyspace(&mut next, s, datacenters)?,
+        Statement::AlterKeyspace(s) => alter_keyspace(&mut next, s, datacenters)?,
         Statement::DropKeyspace(s) => drop_keyspace(&mut next, s)?,
         Statement::CreateTable(s) => create_table(&mut next, s, current_keyspace)?,
         Statement::AlterTable(s) => alter_table(&mut next, s, current_keyspace, now_micros)?,
@@ -109,7 +127,7 @@ fn property_map(value: &PropertyValue) -> Option<OptionMap> {
 }
 
 /// Checks and normalizes a replication map (full class names).
-fn replication(map: OptionMap) -> Result<OptionMap, CqlError> {
+fn replication(map: OptionMap, datacenters: &[String]) -> Result<OptionMap, CqlError> {
     let class = map
         .get("class")
         .cloned()
@@ -137,6 +155,12 @@ fn replication(map: OptionMap) -> Result<OptionMap, CqlError> {
                 "Unrecognized strategy option {{{k}}} passed to SimpleStrategy"
             )));
         }
+        let unknown_dc = !datacenters.is_empty() && !datacenters.contains(&k);
+        if short == "NetworkTopologyStrategy" && k != "replication_factor" && unknown_dc {
+            return Err(CqlError::Config(format!(
+                "Unrecognized strategy option {{{k}}} passed to {full}"
+            )));
+        }
         if v.parse::<u32>().is_err() && !(k == "replication_factor" && v.contains('/')) {
             return Err(CqlError::Config(format!(
                 "Replication factor must be numeric and non-negative, found '{v}'"
@@ -156,6 +180,7 @@ fn keyspace_properties(
     properties: &ast::Properties,
     mut ks: KeyspaceDef,
     creating: bool,
+    datacenters: &[String],
 ) -> Result<KeyspaceDef, CqlError> {
     let mut saw_replication = false;
     for (name, value) in properties {
@@ -168,7 +193,7 @@ fn keyspace_properties(
                         message: "replication must be a map".into(),
                     })
                 })?;
-                ks.replication = replication(map)?;
+                ks.replication = replication(map, datacenters)?;
                 saw_replication = true;
             }
             "durable_writes" => {
@@ -178,6 +203,7 @@ fn keyspace_properties(
                     other => return Err(invalid(format!("Invalid boolean value {other}"))),
                 }
             }
+            "tablets" => tablets(value)?,
             other => {
                 return Err(CqlError::Syntax(crate::parser::SyntaxError {
                     line: 1,
@@ -195,9 +221,35 @@ fn keyspace_properties(
     Ok(ks)
 }
 
+/// Checks the `tablets` keyspace option. Every keyspace here is
+/// distributed by vnode tokens, so a valid option is accepted and has no
+/// further effect.
+fn tablets(value: &PropertyValue) -> Result<(), CqlError> {
+    let map =
+        property_map(value).ok_or_else(|| CqlError::Config("tablets must be a map".into()))?;
+    for (key, value) in &map {
+        let ok = match key.as_str() {
+            "enabled" => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+            "initial" => value.parse::<u32>().is_ok(),
+            _ => {
+                return Err(CqlError::Config(format!(
+                    "Unrecognized tablets option {key}"
+                )))
+            }
+        };
+        if !ok {
+            return Err(CqlError::Config(format!(
+                "Invalid value '{value}' for tablets option {key}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn create_keyspace(
     schema: &mut Schema,
     s: &ast::CreateKeyspace,
+    datacenters: &[String],
 ) -> Result<Option<SchemaChange>, CqlError> {
     if crate::system::is_system_keyspace(&s.name) || schema.keyspaces.contains_key(&s.name) {
         if s.if_not_exists {
@@ -225,6 +277,7 @@ fn create_keyspace(
         &s.properties,
         KeyspaceDef::new(&s.name, OptionMap::new(), true),
         true,
+        datacenters,
     )?;
     schema.keyspaces.insert(s.name.clone(), ks);
     Ok(change(
@@ -236,9 +289,10 @@ fn create_keyspace(
 fn alter_keyspace(
     schema: &mut Schema,
     s: &ast::AlterKeyspace,
+    datacenters: &[String],
 ) -> Result<Option<SchemaChange>, CqlError> {
     let ks = user_keyspace(schema, &s.name)?;
-    let updated = keyspace_properties(&s.properties, ks.clone(), false)?;
+    let updated = keyspace_properties(&s.properties, ks.clone(), false, datacenters)?;
     *ks = updated;
     Ok(change(
         SchemaChangeType::Updated,
@@ -360,6 +414,7 @@ fn create_table(
             ),
         });
     }
+    check_table_name(&s.name.name)?;
     let key = s.key().map_err(invalid)?;
     let mut columns = Vec::new();
     let mut next_id = 0u32;
@@ -438,6 +493,22 @@ fn create_table(
     ))
 }
 
+/// Table names become directory names and must be the same on every
+/// platform: ASCII letters, digits and underscores, at most 48 of them.
+fn check_table_name(name: &str) -> Result<(), CqlError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(invalid(format!(
+            "\"{name}\" is not a valid table name (must contain alphanumeric character only: [0-9A-Za-z] or the underscore)"
+        )));
+    }
+    if name.len() > 48 {
+        return Err(invalid(format!(
+            "Table names shouldn't be more than 48 characters long (got \"{name}\")"
+        )));
+    }
+    Ok(())
+}
+
 fn apply_clustering_order(
     columns: &mut [ColumnDef],
     order: &[(String, Order)],
@@ -475,7 +546,10 @@ fn apply_table_options(
 ) -> Result<(), CqlError> {
     for (name, value) in properties {
         match name.as_str() {
-            "bloom_filter_fp_chance" => options.bloom_filter_fp_chance = parse_number(name, value)?,
+            "bloom_filter_fp_chance" => {
+                options.bloom_filter_fp_chance =
+                    self::options::bloom_filter_fp_chance(&property_text(value))?
+            }
             "comment" => options.comment = property_text(value),
             "crc_check_chance" => options.crc_check_chance = parse_number(name, value)?,
             "default_time_to_live" => {
@@ -500,8 +574,8 @@ fn apply_table_options(
                     .ok_or_else(|| CqlError::Config(format!("{name} must be a map")))?;
                 match name.as_str() {
                     "caching" => options.caching = map,
-                    "compaction" => options.compaction = compaction_options(map)?,
-                    "compression" => options.compression = map,
+                    "compaction" => options.compaction = self::options::compaction(map)?,
+                    "compression" => options.compression = self::options::compression(map)?,
                     _ => options.cdc = Some(map),
                 }
             }
@@ -523,30 +597,6 @@ fn apply_table_options(
         }
     }
     Ok(())
-}
-
-fn compaction_options(mut map: OptionMap) -> Result<OptionMap, CqlError> {
-    let class = map.get("class").cloned().ok_or_else(|| {
-        CqlError::Config("Missing sub-option 'class' for the 'compaction' option.".into())
-    })?;
-    let short = class.rsplit('.').next().unwrap_or(&class).to_string();
-    let known = [
-        "SizeTieredCompactionStrategy",
-        "LeveledCompactionStrategy",
-        "TimeWindowCompactionStrategy",
-        "IncrementalCompactionStrategy",
-        "NullCompactionStrategy",
-    ];
-    if !known.contains(&short.as_str()) {
-        return Err(CqlError::Config(format!(
-            "Unable to find compaction strategy class '{class}'"
-        )));
-    }
-    map.insert(
-        "class".into(),
-        format!("org.apache.cassandra.db.compaction.{short}"),
-    );
-    Ok(map)
 }
 
 fn find_table<'s>(
@@ -855,4 +905,103 @@ fn drop_type(
         SchemaChangeType::Dropped,
         SchemaChangeTarget::Type(ks_name, s.name.name.clone()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse_statement;
+
+    fn run(schema: &Schema, text: &str, dcs: &[String]) -> Result<Schema, CqlError> {
+        let parsed = parse_statement(text).expect("parses");
+        apply_in_cluster(schema, &parsed.statement, Some("ks"), 0, dcs).map(|o| o.schema)
+    }
+
+    fn with_keyspace() -> Schema {
+        let create =
+            "CREATE KEYSPACE ks WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 1}";
+        run(&Schema::default(), create, &[]).expect("keyspace")
+    }
+
+    #[test]
+    fn network_topology_options_must_name_known_datacenters() {
+        let dcs = ["dc1".to_string()];
+        let create = |dc: &str| {
+            format!("CREATE KEYSPACE k2 WITH replication = {{'class': 'NetworkTopologyStrategy', '{dc}': 1}}")
+        };
+        assert!(run(&Schema::default(), &create("dc1"), &dcs).is_ok());
+        let err = run(&Schema::default(), &create("nonexistentdc"), &dcs);
+        assert!(matches!(err, Err(CqlError::Config(m)) if m.contains("nonexistentdc")));
+        let rf = "CREATE KEYSPACE k2 WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1}";
+        assert!(run(&Schema::default(), rf, &dcs).is_ok());
+        let alter =
+            "ALTER KEYSPACE ks WITH replication = {'class': 'NetworkTopologyStrategy', 'nope': 1}";
+        assert!(matches!(
+            run(&with_keyspace(), alter, &dcs),
+            Err(CqlError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn tablets_option_is_validated_and_accepted() {
+        let base =
+            "CREATE KEYSPACE k2 WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 1}";
+        for ok in [
+            "{'enabled': true}",
+            "{'enabled': false}",
+            "{'enabled': true, 'initial': 128}",
+        ] {
+            assert!(run(
+                &Schema::default(),
+                &format!("{base} AND tablets = {ok}"),
+                &[]
+            )
+            .is_ok());
+        }
+        for bad in ["{'enabled': 'maybe'}", "{'initial': -1}", "{'colour': 1}"] {
+            let result = run(
+                &Schema::default(),
+                &format!("{base} AND tablets = {bad}"),
+                &[],
+            );
+            assert!(matches!(result, Err(CqlError::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_names_must_be_ascii_word_characters() {
+        let schema = with_keyspace();
+        assert!(run(&schema, "CREATE TABLE ks.good_1 (p int PRIMARY KEY)", &[]).is_ok());
+        for bad in [
+            "\"Français\"",
+            "\"a-b\"",
+            &format!("\"{}\"", "x".repeat(49)),
+        ] {
+            let result = run(
+                &schema,
+                &format!("CREATE TABLE ks.{bad} (p int PRIMARY KEY)"),
+                &[],
+            );
+            assert!(matches!(result, Err(CqlError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_options_are_validated() {
+        let schema = with_keyspace();
+        let create = |with: &str| format!("CREATE TABLE ks.t (p int PRIMARY KEY) WITH {with}");
+        for bad in [
+            "bloom_filter_fp_chance = 1.1",
+            "bloom_filter_fp_chance = 0",
+            "compression = {'sstable_compression': 'LZ4Compressor', 'chunk_length_in_kb': 100}",
+            "compaction = {'class': 'SizeTieredCompactionStrategy', 'abc': 1}",
+        ] {
+            assert!(
+                matches!(run(&schema, &create(bad), &[]), Err(CqlError::Config(_))),
+                "{bad}"
+            );
+        }
+        let good = "bloom_filter_fp_chance = 0.1 AND compression = {'sstable_compression': 'LZ4Compressor', 'chunk_length_in_kb': 64}";
+        assert!(run(&schema, &create(good), &[]).is_ok());
+    }
 }

@@ -1,11 +1,15 @@
 //! Server-side DESCRIBE, as cqlsh 6 sends it: `DESCRIBE KEYSPACES`,
-//! `DESCRIBE [FULL] SCHEMA`, `DESCRIBE KEYSPACE ks`, `DESCRIBE TABLES`,
+//! `DESCRIBE [FULL] SCHEMA`, `DESCRIBE [ONLY] KEYSPACE ks`, `DESCRIBE TABLES`,
 //! `DESCRIBE TABLE t`, `DESCRIBE TYPES`, `DESCRIBE TYPE t`,
-//! `DESCRIBE CLUSTER` and `DESCRIBE name`.
+//! `DESCRIBE FUNCTIONS`, `DESCRIBE AGGREGATES`, `DESCRIBE FUNCTION f`,
+//! `DESCRIBE AGGREGATE a`, `DESCRIBE CLUSTER` and `DESCRIBE name`, each with
+//! an optional `WITH INTERNALS` (tables then also show their dropped columns).
 //!
 //! The answer is rows of (keyspace_name, type, name, create_statement), the
-//! shape cqlsh prints from; the CQL text comes from `system::describe`.
-use storage::schema::{KeyspaceDef, Schema};
+//! shape cqlsh prints from; the CQL text comes from `system::describe`. Names
+//! in the rows are CQL identifiers, quoted where needed, so a client can
+//! paste them into a statement.
+use storage::schema::{KeyspaceDef, Schema, TableDef};
 
 use crate::error::{invalid, CqlError};
 use crate::frame::{ColumnSpec, ColumnType, ResultMetadata, Rows, RowsWriter};
@@ -17,17 +21,37 @@ pub enum Describe {
     Keyspaces,
     Schema {
         full: bool,
+        internals: bool,
     },
-    Keyspace(Option<String>),
+    /// `only`: the keyspace itself, without its types and tables.
+    Keyspace {
+        name: Option<String>,
+        only: bool,
+        internals: bool,
+    },
     Tables,
-    Table(Option<String>, String),
+    Table {
+        keyspace: Option<String>,
+        name: String,
+        internals: bool,
+    },
     Types,
     Type(Option<String>, String),
     Cluster,
     Functions,
     Aggregates,
+    /// `DESCRIBE FUNCTION f` / `DESCRIBE AGGREGATE a` (`aggregate` tells which).
+    Function {
+        keyspace: Option<String>,
+        name: String,
+        aggregate: bool,
+    },
     /// `DESCRIBE name`: a keyspace, or a table of the current keyspace.
-    Name(Option<String>, String),
+    Name {
+        keyspace: Option<String>,
+        name: String,
+        internals: bool,
+    },
 }
 
 /// Parses `text` if it is a DESCRIBE statement; `None` if it is not one.
@@ -38,10 +62,27 @@ pub fn parse(text: &str) -> Option<Result<Describe, CqlError>> {
     if !first.eq_ignore_ascii_case("describe") && !first.eq_ignore_ascii_case("desc") {
         return None;
     }
-    let rest: Vec<&str> = words
-        .take_while(|w| !w.eq_ignore_ascii_case("with"))
-        .collect();
-    Some(parse_words(&rest))
+    let words: Vec<&str> = words.collect();
+    let with = words.iter().position(|w| w.eq_ignore_ascii_case("with"));
+    let (rest, internals) = match with {
+        Some(at) => match &words[at + 1..] {
+            [w] if w.eq_ignore_ascii_case("internals") => (&words[..at], true),
+            _ => return Some(Err(describe_syntax(&words))),
+        },
+        None => (&words[..], false),
+    };
+    Some(parse_words(rest, internals))
+}
+
+fn describe_syntax(words: &[&str]) -> CqlError {
+    CqlError::Syntax(crate::parser::SyntaxError {
+        line: 1,
+        column: 0,
+        message: format!(
+            "no viable alternative at input 'DESCRIBE {}'",
+            words.join(" ")
+        ),
+    })
 }
 
 fn name_parts(raw: &str) -> (Option<String>, String) {
@@ -58,43 +99,65 @@ fn name_parts(raw: &str) -> (Option<String>, String) {
     }
 }
 
-fn parse_words(words: &[&str]) -> Result<Describe, CqlError> {
+fn parse_words(words: &[&str], internals: bool) -> Result<Describe, CqlError> {
     let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let syntax = || {
-        CqlError::Syntax(crate::parser::SyntaxError {
-            line: 1,
-            column: 0,
-            message: format!(
-                "no viable alternative at input 'DESCRIBE {}'",
-                words.join(" ")
-            ),
-        })
+    let named = |raw: &str| name_parts(raw);
+    let keyspace = |name: Option<&str>, only: bool| Describe::Keyspace {
+        name: name.map(|n| named(n).1),
+        only,
+        internals,
+    };
+    let function = |raw: &str, aggregate: bool| {
+        let (keyspace, name) = named(raw);
+        Describe::Function {
+            keyspace,
+            name,
+            aggregate,
+        }
     };
     Ok(match lower.as_slice() {
         ["keyspaces"] => Describe::Keyspaces,
-        ["schema"] => Describe::Schema { full: false },
-        ["full", "schema"] => Describe::Schema { full: true },
-        ["keyspace"] => Describe::Keyspace(None),
-        ["keyspace", _] => Describe::Keyspace(Some(name_parts(words[1]).1)),
+        ["schema"] => Describe::Schema {
+            full: false,
+            internals,
+        },
+        ["full", "schema"] => Describe::Schema {
+            full: true,
+            internals,
+        },
+        ["keyspace"] => keyspace(None, false),
+        ["keyspace", _] => keyspace(Some(words[1]), false),
+        ["only", "keyspace"] => keyspace(None, true),
+        ["only", "keyspace", _] => keyspace(Some(words[2]), true),
         ["tables"] | ["columnfamilies"] => Describe::Tables,
         ["table", _] | ["columnfamily", _] => {
-            let (ks, name) = name_parts(words[1]);
-            Describe::Table(ks, name)
+            let (keyspace, name) = named(words[1]);
+            Describe::Table {
+                keyspace,
+                name,
+                internals,
+            }
         }
         ["types"] => Describe::Types,
         ["type", _] => {
-            let (ks, name) = name_parts(words[1]);
+            let (ks, name) = named(words[1]);
             Describe::Type(ks, name)
         }
         ["cluster"] => Describe::Cluster,
         ["functions"] => Describe::Functions,
         ["aggregates"] => Describe::Aggregates,
+        ["function", _] => function(words[1], false),
+        ["aggregate", _] => function(words[1], true),
         [_] => {
-            let (ks, name) = name_parts(words[0]);
-            Describe::Name(ks, name)
+            let (keyspace, name) = named(words[0]);
+            Describe::Name {
+                keyspace,
+                name,
+                internals,
+            }
         }
-        _ => return Err(syntax()),
+        _ => return Err(describe_syntax(words)),
     })
 }
 
@@ -115,28 +178,40 @@ struct Element {
     create: String,
 }
 
-fn keyspace_elements(ks: &KeyspaceDef, out: &mut Vec<Element>) {
-    out.push(Element {
-        keyspace: ks.name.clone(),
-        kind: "keyspace",
-        name: ks.name.clone(),
-        create: system::create_keyspace_cql(ks),
-    });
+impl Element {
+    /// A row for `name` in `keyspace`; names are stored as CQL identifiers.
+    fn new(keyspace: &str, kind: &'static str, name: &str, create: String) -> Self {
+        Element {
+            keyspace: system::quote_ident(keyspace),
+            kind,
+            name: system::quote_ident(name),
+            create,
+        }
+    }
+}
+
+fn table_cql(table: &TableDef, internals: bool) -> String {
+    if internals {
+        system::describe_table_with_internals(table)
+    } else {
+        system::describe_table(table)
+    }
+}
+
+fn table_element(table: &TableDef, internals: bool) -> Element {
+    let create = table_cql(table, internals);
+    Element::new(&table.keyspace, "table", &table.name, create)
+}
+
+fn keyspace_elements(ks: &KeyspaceDef, internals: bool, out: &mut Vec<Element>) {
+    let create = system::create_keyspace_cql(ks);
+    out.push(Element::new(&ks.name, "keyspace", &ks.name, create));
     for udt in ks.types.values() {
-        out.push(Element {
-            keyspace: ks.name.clone(),
-            kind: "type",
-            name: udt.name.clone(),
-            create: system::describe_type(udt),
-        });
+        let create = system::describe_type(udt);
+        out.push(Element::new(&ks.name, "type", &udt.name, create));
     }
     for table in ks.tables.values() {
-        out.push(Element {
-            keyspace: ks.name.clone(),
-            kind: "table",
-            name: table.name.clone(),
-            create: system::describe_table(table),
-        });
+        out.push(table_element(table, internals));
     }
 }
 
@@ -144,6 +219,13 @@ fn find_keyspace<'s>(schema: &'s Schema, name: &str) -> Result<&'s KeyspaceDef, 
     schema
         .keyspace(name)
         .ok_or_else(|| invalid(format!("'{name}' not found in keyspaces")))
+}
+
+fn find_table<'s>(ks: &'s KeyspaceDef, name: &str) -> Result<&'s TableDef, CqlError> {
+    ks.tables
+        .get(name)
+        .map(|t| &**t)
+        .ok_or_else(|| invalid(format!("'{name}' not found in keyspace '{}'", ks.name)))
 }
 
 fn current<'a>(ks: &'a Option<String>, session: Option<&'a str>) -> Result<&'a str, CqlError> {
@@ -159,74 +241,38 @@ pub fn execute(
     session_keyspace: Option<&str>,
     node: &NodeInfo,
 ) -> Result<Rows, CqlError> {
-    if *describe == Describe::Cluster {
-        return cluster_rows(node);
-    }
-    let user = |ks: &&KeyspaceDef| !system::is_system_keyspace(&ks.name);
     let mut elements = Vec::new();
-    let mut with_statements = true;
     match describe {
-        Describe::Keyspaces => {
-            with_statements = false;
-            for ks in schema.keyspaces.values() {
-                elements.push(Element {
-                    keyspace: ks.name.clone(),
-                    kind: "keyspace",
-                    name: ks.name.clone(),
-                    create: String::new(),
-                });
+        Describe::Cluster => return cluster_rows(node),
+        Describe::Keyspaces | Describe::Tables | Describe::Types => {
+            listing(describe, schema, session_keyspace, &mut elements)?;
+            return rows(elements, false);
+        }
+        Describe::Functions | Describe::Aggregates => return rows(elements, false),
+        Describe::Schema { full, internals } => {
+            let shown = |ks: &&KeyspaceDef| *full || !system::is_system_keyspace(&ks.name);
+            for ks in schema.keyspaces.values().filter(shown) {
+                keyspace_elements(ks, *internals, &mut elements);
             }
         }
-        Describe::Schema { full } => {
-            for ks in schema.keyspaces.values().filter(|ks| *full || user(ks)) {
-                keyspace_elements(ks, &mut elements);
+        Describe::Keyspace {
+            name,
+            only,
+            internals,
+        } => {
+            let ks = find_keyspace(schema, current(name, session_keyspace)?)?;
+            keyspace_elements(ks, *internals, &mut elements);
+            if *only {
+                elements.truncate(1);
             }
         }
-        Describe::Keyspace(name) => {
-            let name = current(name, session_keyspace)?;
-            keyspace_elements(find_keyspace(schema, name)?, &mut elements);
-        }
-        Describe::Tables | Describe::Types => {
-            with_statements = false;
-            let keyspaces: Vec<&KeyspaceDef> = match session_keyspace {
-                Some(ks) => vec![find_keyspace(schema, ks)?],
-                None => schema.keyspaces.values().collect(),
-            };
-            for ks in keyspaces {
-                if *describe == Describe::Tables {
-                    for t in ks.tables.values() {
-                        elements.push(Element {
-                            keyspace: ks.name.clone(),
-                            kind: "table",
-                            name: t.name.clone(),
-                            create: String::new(),
-                        });
-                    }
-                } else {
-                    for t in ks.types.values() {
-                        elements.push(Element {
-                            keyspace: ks.name.clone(),
-                            kind: "type",
-                            name: t.name.clone(),
-                            create: String::new(),
-                        });
-                    }
-                }
-            }
-        }
-        Describe::Functions | Describe::Aggregates => with_statements = false,
-        Describe::Table(ks, name) => {
-            let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
-            let table = ks
-                .tables
-                .get(name)
-                .ok_or_else(|| invalid(format!("'{name}' not found in keyspace '{}'", ks.name)))?;
-            elements.push(Element {
-                keyspace: ks.name.clone(),
-                kind: "table",
-                name: name.clone(),
-                create: system::describe_table(table),
-            });
+        Describe::Table {
+            keyspace,
+            name,
+            internals,
+        } => {
+            let ks = find_keyspace(schema, current(keyspace, session_keyspace)?)?;
+            elements.push(table_element(find_table(ks, name)?, *internals));
         }
         Describe::Type(ks, name) => {
             let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
@@ -236,35 +282,65 @@ pub fn execute(
                     ks.name
                 ))
             })?;
-            elements.push(Element {
-                keyspace: ks.name.clone(),
-                kind: "type",
-                name: name.clone(),
-                create: system::describe_type(udt),
-            });
+            elements.push(Element::new(
+                &ks.name,
+                "type",
+                name,
+                system::describe_type(udt),
+            ));
         }
-        Describe::Name(ks, name) => {
-            if ks.is_none() {
-                if let Some(found) = schema.keyspace(name) {
-                    keyspace_elements(found, &mut elements);
-                    return rows(elements, true);
-                }
+        Describe::Function {
+            keyspace,
+            name,
+            aggregate,
+        } => {
+            // No user-defined functions or aggregates exist here, so a
+            // named one is never found; the keyspace must still exist.
+            let ks = find_keyspace(schema, current(keyspace, session_keyspace)?)?;
+            let what = if *aggregate { "aggregate" } else { "function" };
+            return Err(invalid(format!(
+                "User defined {what} '{name}' not found in '{}'",
+                ks.name
+            )));
+        }
+        Describe::Name {
+            keyspace,
+            name,
+            internals,
+        } => match (keyspace, schema.keyspace(name)) {
+            (None, Some(found)) => keyspace_elements(found, *internals, &mut elements),
+            _ => {
+                let ks = find_keyspace(schema, current(keyspace, session_keyspace)?)?;
+                elements.push(table_element(find_table(ks, name)?, *internals));
             }
-            let ks = find_keyspace(schema, current(ks, session_keyspace)?)?;
-            let table = ks
-                .tables
-                .get(name)
-                .ok_or_else(|| invalid(format!("'{name}' not found in keyspace '{}'", ks.name)))?;
-            elements.push(Element {
-                keyspace: ks.name.clone(),
-                kind: "table",
-                name: name.clone(),
-                create: system::describe_table(table),
-            });
-        }
-        Describe::Cluster => unreachable!("answered above"),
+        },
     }
-    rows(elements, with_statements)
+    rows(elements, true)
+}
+
+/// DESCRIBE KEYSPACES / TABLES / TYPES: names only, of the session's
+/// keyspace when one is in use, else of every keyspace.
+fn listing(
+    describe: &Describe,
+    schema: &Schema,
+    session_keyspace: Option<&str>,
+    out: &mut Vec<Element>,
+) -> Result<(), CqlError> {
+    let keyspaces: Vec<&KeyspaceDef> = match (describe, session_keyspace) {
+        (Describe::Keyspaces, _) | (_, None) => schema.keyspaces.values().collect(),
+        (_, Some(ks)) => vec![find_keyspace(schema, ks)?],
+    };
+    for ks in keyspaces {
+        let names: Vec<(&'static str, &str)> = match describe {
+            Describe::Keyspaces => vec![("keyspace", ks.name.as_str())],
+            Describe::Tables => ks.tables.keys().map(|t| ("table", t.as_str())).collect(),
+            _ => ks.types.keys().map(|t| ("type", t.as_str())).collect(),
+        };
+        for (kind, name) in names {
+            out.push(Element::new(&ks.name, kind, name, String::new()));
+        }
+    }
+    Ok(())
 }
 
 fn rows(elements: Vec<Element>, with_statements: bool) -> Result<Rows, CqlError> {
@@ -317,6 +393,14 @@ fn cluster_rows(node: &NodeInfo) -> Result<Rows, CqlError> {
 mod tests {
     use super::*;
 
+    fn keyspace(name: &str) -> Describe {
+        Describe::Keyspace {
+            name: Some(name.into()),
+            only: false,
+            internals: false,
+        }
+    }
+
     #[test]
     fn parses_the_forms_cqlsh_sends() {
         assert!(parse("SELECT 1").is_none());
@@ -326,15 +410,26 @@ mod tests {
         );
         assert_eq!(
             parse("desc table Ks.\"MyTable\";").and_then(Result::ok),
-            Some(Describe::Table(Some("ks".into()), "MyTable".into()))
+            Some(Describe::Table {
+                keyspace: Some("ks".into()),
+                name: "MyTable".into(),
+                internals: false
+            })
         );
         assert_eq!(
             parse("DESCRIBE FULL SCHEMA WITH INTERNALS").and_then(Result::ok),
-            Some(Describe::Schema { full: true })
+            Some(Describe::Schema {
+                full: true,
+                internals: true
+            })
         );
         assert_eq!(
             parse("DESCRIBE KEYSPACE ks1").and_then(Result::ok),
-            Some(Describe::Keyspace(Some("ks1".into())))
+            Some(Describe::Keyspace {
+                name: Some("ks1".into()),
+                only: false,
+                internals: false
+            })
         );
         assert!(matches!(
             parse("DESCRIBE TABLE a b c"),
@@ -367,20 +462,135 @@ mod tests {
             uuid::Uuid::nil(),
             vec![0],
         );
-        let rows = execute(&Describe::Keyspace(Some("ks".into())), &schema, None, &node)
-            .expect("describe");
+        let rows = execute(&keyspace("ks"), &schema, None, &node).expect("describe");
         assert_eq!(rows.rows_count, 1);
         let text = String::from_utf8_lossy(&rows.rows_content);
         assert!(
             text.contains("CREATE KEYSPACE ks WITH replication"),
             "{text}"
         );
-        assert!(execute(
-            &Describe::Keyspace(Some("nope".into())),
-            &schema,
-            None,
-            &node
-        )
-        .is_err());
+        assert!(execute(&keyspace("nope"), &schema, None, &node).is_err());
+    }
+
+    fn schema_of(statements: &[&str]) -> Schema {
+        let mut schema = Schema::default();
+        for (i, text) in statements.iter().enumerate() {
+            let parsed = crate::parser::parse_statement(text).expect("parses");
+            let micros = i64::try_from(i).expect("small") * 1000;
+            schema = crate::ddl::apply(&schema, &parsed.statement, None, micros)
+                .expect("applies")
+                .schema;
+        }
+        schema
+    }
+
+    fn texts(rows: &Rows) -> String {
+        String::from_utf8_lossy(&rows.rows_content).into_owned()
+    }
+
+    fn node() -> NodeInfo {
+        let ip = "127.0.0.1".parse().expect("ip");
+        NodeInfo::single("c", ip, 9042, uuid::Uuid::nil(), vec![0])
+    }
+
+    const QUOTED: &[&str] = &[
+        "CREATE KEYSPACE \"Quoted_KS\" WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+        "CREATE TYPE \"Quoted_KS\".\"udt_@@@\" (a int)",
+        "CREATE TABLE \"Quoted_KS\".\"Quoted_TABLE\" (a int PRIMARY KEY, \"!@#$%\" int, b int)",
+        "ALTER TABLE \"Quoted_KS\".\"Quoted_TABLE\" DROP b",
+        "ALTER TABLE \"Quoted_KS\".\"Quoted_TABLE\" DROP \"!@#$%\"",
+        "ALTER TABLE \"Quoted_KS\".\"Quoted_TABLE\" ADD \"!@#$%\" int",
+    ];
+
+    #[test]
+    fn parses_only_internals_and_functions() {
+        assert_eq!(
+            parse("DESC ONLY KEYSPACE ks WITH INTERNALS").and_then(Result::ok),
+            Some(Describe::Keyspace {
+                name: Some("ks".into()),
+                only: true,
+                internals: true
+            })
+        );
+        assert_eq!(
+            parse("DESCRIBE FUNCTION ks.f").and_then(Result::ok),
+            Some(Describe::Function {
+                keyspace: Some("ks".into()),
+                name: "f".into(),
+                aggregate: false
+            })
+        );
+        assert!(matches!(
+            parse("DESCRIBE TABLE t WITH NONSENSE"),
+            Some(Err(CqlError::Syntax(_)))
+        ));
+    }
+
+    #[test]
+    fn only_keyspace_leaves_out_types_and_tables() {
+        let schema = schema_of(QUOTED);
+        let describe = parse("DESC ONLY KEYSPACE \"Quoted_KS\"")
+            .expect("describe")
+            .expect("ok");
+        let rows = execute(&describe, &schema, None, &node()).expect("rows");
+        assert_eq!(rows.rows_count, 1);
+        assert!(texts(&rows).contains("CREATE KEYSPACE \"Quoted_KS\" WITH"));
+    }
+
+    #[test]
+    fn listings_quote_names() {
+        let schema = schema_of(QUOTED);
+        for (query, name) in [
+            ("DESC KEYSPACES", "\"Quoted_KS\""),
+            ("DESC TABLES", "\"Quoted_TABLE\""),
+            ("DESC TYPES", "\"udt_@@@\""),
+        ] {
+            let describe = parse(query).expect("describe").expect("ok");
+            let text = texts(&execute(&describe, &schema, None, &node()).expect("rows"));
+            assert!(text.contains("\"Quoted_KS\""), "{query}: {text}");
+            assert!(text.contains(name), "{query}: {text}");
+        }
+    }
+
+    #[test]
+    fn internals_show_dropped_columns() {
+        let schema = schema_of(QUOTED);
+        let table = "\"Quoted_KS\".\"Quoted_TABLE\"";
+        let plain = parse(&format!("DESC TABLE {table}"))
+            .expect("describe")
+            .expect("ok");
+        let plain = texts(&execute(&plain, &schema, None, &node()).expect("rows"));
+        assert!(!plain.contains("b int"), "{plain}");
+        let with = parse(&format!("DESC TABLE {table} WITH INTERNALS"))
+            .expect("d")
+            .expect("ok");
+        let with = texts(&execute(&with, &schema, None, &node()).expect("rows"));
+        assert!(with.contains("    b int\n"), "{with}");
+        assert!(
+            with.contains(&format!("ALTER TABLE {table} DROP b USING TIMESTAMP 3000;")),
+            "{with}"
+        );
+        assert!(
+            with.contains(&format!(
+                "ALTER TABLE {table} DROP \"!@#$%\" USING TIMESTAMP 4000;"
+            )),
+            "{with}"
+        );
+        assert!(
+            with.contains(&format!("ALTER TABLE {table} ADD \"!@#$%\" int;")),
+            "{with}"
+        );
+    }
+
+    #[test]
+    fn named_functions_are_not_found() {
+        let schema = schema_of(QUOTED);
+        let describe = parse("DESC FUNCTION \"Quoted_KS\".f")
+            .expect("describe")
+            .expect("ok");
+        assert!(matches!(
+            execute(&describe, &schema, None, &node()),
+            Err(CqlError::Invalid(_))
+        ));
     }
 }

@@ -57,8 +57,35 @@ pub fn invalid(message: impl Into<String>) -> CqlError {
 
 impl From<TypeError> for CqlError {
     fn from(error: TypeError) -> Self {
-        CqlError::Invalid(error.to_string())
+        match malformed_value_type(&error) {
+            Some(ty) => CqlError::Invalid(format!(
+                "{error}: value is not a valid binary representation for type {ty}"
+            )),
+            None => CqlError::Invalid(error.to_string()),
+        }
     }
+}
+
+/// The CQL type of a serialized value that failed validation, or `None`
+/// when the error is about a literal or a key rather than a value's bytes.
+/// Clients recognise malformed values by the "not a valid binary
+/// representation" wording, so those errors carry it.
+fn malformed_value_type(error: &TypeError) -> Option<String> {
+    Some(match error {
+        TypeError::WrongSize { cql_type, .. }
+        | TypeError::Truncated { cql_type, .. }
+        | TypeError::TrailingBytes { cql_type, .. }
+        | TypeError::NegativeLength { cql_type, .. }
+        | TypeError::TooManyFields { cql_type, .. } => cql_type.clone(),
+        TypeError::InetLength { .. } => "inet".into(),
+        TypeError::InvalidUtf8 { .. } => "text".into(),
+        TypeError::InvalidAscii { .. } => "ascii".into(),
+        TypeError::DecimalTooShort { .. } => "decimal".into(),
+        TypeError::TimeuuidVersion { .. } => "timeuuid".into(),
+        TypeError::TimeOutOfRange { .. } => "time".into(),
+        TypeError::DurationSigns { .. } | TypeError::DurationOverflow { .. } => "duration".into(),
+        _ => return None,
+    })
 }
 
 impl From<ProxyError> for CqlError {
@@ -124,5 +151,34 @@ impl CqlError {
             message: self.to_string(),
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_values_name_their_type() {
+        let error = CqlError::from(TypeError::InvalidAscii {
+            byte: 215,
+            position: 0,
+        });
+        assert!(error
+            .to_string()
+            .ends_with("not a valid binary representation for type ascii"));
+        let error = CqlError::from(TypeError::WrongSize {
+            cql_type: "int".into(),
+            expected: 4,
+            actual: 5,
+        });
+        assert!(error
+            .to_string()
+            .contains("is not a valid binary representation for type int"));
+        let literal = CqlError::from(TypeError::OutOfRange {
+            cql_type: "int".into(),
+            literal: "1e99".into(),
+        });
+        assert!(!literal.to_string().contains("binary representation"));
     }
 }

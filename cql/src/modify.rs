@@ -61,6 +61,9 @@ enum Operation {
 /// What the WHERE clause (or INSERT's key columns) selects for one key column.
 #[derive(Debug, Clone)]
 enum KeyRestriction {
+    /// Not restricted yet: a partition key part the statement has not named.
+    /// (An empty `IN ()` is a real restriction that matches nothing.)
+    Missing,
     Eq(Term),
     In(InValues),
     Slice {
@@ -169,7 +172,7 @@ pub fn prepare_insert(
 
 fn empty_plan(table: Arc<TableDef>, kind: ModifyKind, using: Using) -> ModifyPlan {
     ModifyPlan {
-        partition: vec![KeyRestriction::In(InValues::List(vec![])); table.partition_key_len()],
+        partition: vec![KeyRestriction::Missing; table.partition_key_len()],
         clustering: vec![None; table.clustering_key_len()],
         operations: Vec::new(),
         kind,
@@ -183,7 +186,7 @@ fn check_full_key(plan: &ModifyPlan) -> Result<(), CqlError> {
         .table
         .partition_key()
         .zip(&plan.partition)
-        .filter(|(_, r)| matches!(r, KeyRestriction::In(InValues::List(v)) if v.is_empty()))
+        .filter(|(_, r)| matches!(r, KeyRestriction::Missing))
         .map(|(c, _)| c.name.as_str())
         .collect();
     if !missing.is_empty() {
@@ -503,7 +506,7 @@ fn restrict_keys(
                 &format!("in({})", col.name),
                 &CqlType::list(col.ty.clone(), false),
             ),
-            KeyRestriction::Slice { .. } => {}
+            KeyRestriction::Slice { .. } | KeyRestriction::Missing => {}
         }
         match col.kind {
             ColumnKind::PartitionKey => plan.partition[col.position as usize] = restriction,
@@ -521,10 +524,20 @@ fn restrict_keys(
 fn check_where(plan: &ModifyPlan, is_delete: bool) -> Result<(), CqlError> {
     check_full_key(plan)?;
     let restricted = plan.clustering.iter().take_while(|r| r.is_some()).count();
-    if plan.clustering[restricted..].iter().any(Option::is_some) {
-        return Err(invalid(
-            "PRIMARY KEY column cannot be restricted as preceding column is not restricted",
-        ));
+    let names: Vec<&str> = plan
+        .table
+        .clustering_key()
+        .map(|c| c.name.as_str())
+        .collect();
+    if let Some(later) = plan.clustering[restricted..]
+        .iter()
+        .position(Option::is_some)
+    {
+        return Err(invalid(format!(
+            "PRIMARY KEY column \"{}\" cannot be restricted as preceding column \"{}\" is not restricted",
+            names[restricted + later],
+            names[restricted]
+        )));
     }
     let slices = plan
         .clustering
@@ -589,6 +602,13 @@ pub fn write_params(
         },
         None => client_timestamp.unwrap_or(ctx.now_micros),
     };
+    if timestamp == i64::MIN {
+        return Err(invalid(format!(
+            "Timestamp must be greater than the lower bound {}; {} is reserved",
+            i64::MIN + 1,
+            i64::MIN
+        )));
+    }
     let ttl = match &using.ttl {
         Some(t) => match eval(t, &CqlType::Int, ctx)? {
             Evaluated::Value(v) => i64::from(be_i32(&v)?),
@@ -636,32 +656,46 @@ fn key_values(
     col: &ColumnDef,
     ctx: &EvalContext<'_>,
 ) -> Result<Vec<Bytes>, CqlError> {
-    let what = |c: &ColumnDef| {
-        format!(
-            "{} {}",
-            if c.kind == ColumnKind::PartitionKey {
-                "partition key part"
-            } else {
-                "clustering key part"
-            },
-            c.name
-        )
-    };
     match restriction {
-        KeyRestriction::Eq(t) => Ok(vec![eval(t, &col.ty, ctx)?.required(&what(col))?]),
+        KeyRestriction::Eq(t) => Ok(vec![key_value(eval(t, &col.ty, ctx)?, col)?]),
         KeyRestriction::In(InValues::List(ts)) => ts
             .iter()
-            .map(|t| eval(t, &col.ty, ctx)?.required(&what(col)))
+            .map(|t| key_value(eval(t, &col.ty, ctx)?, col))
             .collect(),
         KeyRestriction::In(InValues::Marker(m)) => {
             let list_ty = CqlType::list(col.ty.clone(), true);
-            let raw = eval(&Term::Bind(m.clone()), &list_ty, ctx)?.required(&what(col))?;
+            let raw = match eval(&Term::Bind(m.clone()), &list_ty, ctx)? {
+                Evaluated::Value(v) => v,
+                Evaluated::Null => {
+                    return Err(invalid(format!("Invalid null value for {}", col.name)))
+                }
+                Evaluated::Unset => {
+                    return Err(invalid(format!("Invalid unset value for {}", col.name)))
+                }
+            };
             Ok(types::parse_collection(&raw)?
                 .into_iter()
                 .map(Bytes::copy_from_slice)
                 .collect())
         }
-        KeyRestriction::Slice { .. } => Err(invalid("slice is not a key value")),
+        KeyRestriction::Slice { .. } | KeyRestriction::Missing => {
+            Err(invalid("slice is not a key value"))
+        }
+    }
+}
+
+/// A key column's value: a key part may be neither null nor unset.
+fn key_value(value: Evaluated, col: &ColumnDef) -> Result<Bytes, CqlError> {
+    match value {
+        Evaluated::Value(v) => Ok(v),
+        Evaluated::Null => Err(invalid(format!(
+            "Invalid null value in condition for column {}",
+            col.name
+        ))),
+        Evaluated::Unset => Err(invalid(format!(
+            "Invalid unset value for column {}",
+            col.name
+        ))),
     }
 }
 
@@ -696,6 +730,10 @@ pub fn partition_keys(
             let slices: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             let key = serialize_partition_key(&slices)
                 .map_err(|e| invalid(format!("Invalid partition key: {e}")))?;
+            // An empty key has no token of its own and cannot be stored.
+            if key.is_empty() {
+                return Err(invalid("Key may not be empty"));
+            }
             Ok(DecoratedKey::new(murmur3_token(&key), key))
         })
         .collect()
@@ -1228,4 +1266,111 @@ async fn list_path_at(
                 elements.len()
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::{ast::Statement, parse_statement};
+
+    fn table(columns: &str) -> Arc<TableDef> {
+        let mut schema = storage::schema::Schema::default();
+        for text in [
+            "CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+            &format!("CREATE TABLE ks.t ({columns})"),
+        ] {
+            let parsed = parse_statement(text).expect("parses");
+            schema = crate::ddl::apply(&schema, &parsed.statement, None, 0)
+                .expect("applies")
+                .schema;
+        }
+        schema.table("ks", "t").expect("created").clone()
+    }
+
+    fn prepare(table: Arc<TableDef>, text: &str) -> Result<ModifyPlan, CqlError> {
+        let parsed = parse_statement(text).expect("parses");
+        let mut binds = BindSpecs::new(parsed.bind_count);
+        match &parsed.statement {
+            Statement::Update(s) => prepare_update(s, table, &mut binds),
+            Statement::Delete(s) => prepare_delete(s, table, &mut binds),
+            Statement::Insert(s) => prepare_insert(s, table, &mut binds),
+            other => panic!("not a modification: {other:?}"),
+        }
+    }
+
+    fn message(result: Result<impl std::fmt::Debug, CqlError>) -> String {
+        match result {
+            Err(e) => e.to_string(),
+            Ok(v) => panic!("expected an error, got {v:?}"),
+        }
+    }
+
+    fn keys(plan: &ModifyPlan) -> Result<Vec<DecoratedKey>, CqlError> {
+        let ctx = EvalContext {
+            values: &[],
+            now_micros: 0,
+        };
+        partition_keys(plan, &ctx)
+    }
+
+    #[test]
+    fn skipped_clustering_column_is_named() {
+        let t = table("id text, a int, b int, c list<int>, PRIMARY KEY (id, a, b)");
+        assert_eq!(
+            message(prepare(t, "DELETE c FROM ks.t WHERE id = 'k' AND b = 1")),
+            "PRIMARY KEY column \"b\" cannot be restricted as preceding column \"a\" is not restricted"
+        );
+    }
+
+    #[test]
+    fn empty_in_on_the_partition_key_deletes_nothing() {
+        let t = table("p int PRIMARY KEY, v int");
+        let plan = prepare(t.clone(), "DELETE FROM ks.t WHERE p IN ()").expect("allowed");
+        assert!(keys(&plan).expect("keys").is_empty());
+        assert_eq!(
+            message(prepare(t, "DELETE FROM ks.t WHERE v = 1")),
+            "Non PRIMARY KEY columns found in where clause: v"
+        );
+    }
+
+    #[test]
+    fn partition_key_may_not_be_empty_or_null() {
+        let t = table("p text, c text, v text, PRIMARY KEY (p, c)");
+        let plan = prepare(
+            t.clone(),
+            "UPDATE ks.t SET v = 'x' WHERE p = '' AND c = 'a'",
+        )
+        .expect("prepares");
+        assert_eq!(message(keys(&plan)), "Key may not be empty");
+        let plan = prepare(t.clone(), "DELETE FROM ks.t WHERE p = 'k' AND c = ''").expect("ok");
+        assert_eq!(
+            keys(&plan).expect("an empty clustering key is fine").len(),
+            1
+        );
+        let plan = prepare(t, "INSERT INTO ks.t (p, c) VALUES (null, 'a')").expect("prepares");
+        assert_eq!(
+            message(keys(&plan)),
+            "Invalid null value in condition for column p"
+        );
+    }
+
+    #[test]
+    fn the_minimum_timestamp_is_reserved() {
+        let t = table("p int PRIMARY KEY, v int");
+        let ctx = EvalContext {
+            values: &[],
+            now_micros: 0,
+        };
+        let at = |ts: i128| {
+            let plan = prepare(
+                t.clone(),
+                &format!("UPDATE ks.t USING TIMESTAMP {ts} SET v = 1 WHERE p = 1"),
+            )
+            .expect("prepares");
+            write_params(plan.using(), &t, &ctx, None)
+        };
+        assert_eq!(at(-100).expect("negative is fine").timestamp, -100);
+        assert!(at(i128::from(i64::MIN) + 1).is_ok());
+        assert!(message(at(i128::from(i64::MIN))).contains("bound"));
+    }
 }

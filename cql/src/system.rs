@@ -28,7 +28,8 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 pub use describe::{
-    create_keyspace_cql, describe_keyspace, describe_table, describe_type, quote_ident,
+    create_keyspace_cql, describe_keyspace, describe_table, describe_table_with_internals,
+    describe_type, quote_ident,
 };
 pub use rows::virtual_rows;
 pub use tables::{

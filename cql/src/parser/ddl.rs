@@ -101,7 +101,13 @@ impl Parser {
             } else {
                 columns.push(self.column_definition(true)?);
             }
-            if !self.eat(&TokenKind::Comma) || self.at(&TokenKind::RParen) {
+            // The grammar allows empty entries between commas (`a int, , b int`) and a
+            // trailing comma; generated schemas rely on both.
+            let mut saw_comma = false;
+            while self.eat(&TokenKind::Comma) {
+                saw_comma = true;
+            }
+            if !saw_comma || self.at(&TokenKind::RParen) {
                 break;
             }
         }

@@ -830,3 +830,13 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn create_table_allows_empty_column_entries() {
+    let Statement::CreateTable(t) = stmt("CREATE TABLE t (a int, , b int, , PRIMARY KEY ((a)),)")
+    else {
+        panic!("create table")
+    };
+    assert_eq!(t.columns.len(), 2);
+    assert_eq!(t.key().expect("key").partition_key, vec!["a".to_string()]);
+}

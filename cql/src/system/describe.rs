@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use storage::schema::{ColumnDef, ColumnKind, KeyspaceDef, OptionMap, TableDef};
+use storage::schema::{ColumnDef, ColumnKind, DroppedColumn, KeyspaceDef, OptionMap, TableDef};
 use storage::types::UdtType;
 
 use super::rows::table_flags;
@@ -168,6 +168,64 @@ pub fn describe_table(table: &TableDef) -> String {
     }
     let clauses = with_clauses(table);
     let _ = write!(out, ") WITH {};", clauses.join("\n    AND "));
+    out
+}
+
+/// DESCRIBE TABLE ... WITH INTERNALS: the CREATE TABLE with every dropped
+/// column declared (with the type it had), then for each dropped column an
+/// `ALTER TABLE ... DROP c USING TIMESTAMP t;`, followed by `ALTER TABLE ...
+/// ADD c type;` when a column of that name was added again. Replaying the
+/// text recreates the drop timestamps, so old cells of a dropped column stay
+/// dead in a restored copy.
+pub fn describe_table_with_internals(table: &TableDef) -> String {
+    let mut latest: Vec<&DroppedColumn> = Vec::new();
+    for dropped in &table.dropped_columns {
+        match latest.iter_mut().find(|d| d.name == dropped.name) {
+            Some(d) if d.dropped_at_micros <= dropped.dropped_at_micros => *d = dropped,
+            Some(_) => {}
+            None => latest.push(dropped),
+        }
+    }
+    latest.sort_by_key(|d| d.dropped_at_micros);
+    let mut shape = table.clone();
+    for dropped in &latest {
+        shape.columns.retain(|c| c.name != dropped.name);
+        shape.columns.push(ColumnDef {
+            name: dropped.name.clone(),
+            id: u32::MAX,
+            ty: dropped.ty.clone(),
+            kind: ColumnKind::Regular,
+            position: 0,
+            descending: false,
+        });
+    }
+    shape.sort_columns();
+    let mut out = describe_table(&shape);
+    let target = format!(
+        "{}.{}",
+        quote_ident(&table.keyspace),
+        quote_ident(&table.name)
+    );
+    for dropped in &latest {
+        let name = quote_ident(&dropped.name);
+        let _ = write!(
+            out,
+            "\nALTER TABLE {target} DROP {name} USING TIMESTAMP {};",
+            dropped.dropped_at_micros
+        );
+        if let Some(live) = table.column(&dropped.name) {
+            let kind = if live.kind == ColumnKind::Static {
+                " static"
+            } else {
+                ""
+            };
+            let _ = write!(
+                out,
+                "\nALTER TABLE {target} ADD {name} {}{kind};",
+                live.ty.cql_name()
+            );
+        }
+    }
     out
 }
 
