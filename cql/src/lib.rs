@@ -9,6 +9,7 @@ pub mod describe;
 pub mod error;
 pub mod frame;
 pub mod functions;
+pub mod lwt;
 pub mod metadata;
 pub mod modify;
 pub mod parser;
