@@ -122,20 +122,11 @@ impl CasSpec {
         self.static_conditions && !self.regular_conditions
     }
 
-    /// The columns after `[applied]` in a single statement's result.
-    fn columns(&self) -> Vec<&ColumnDef> {
-        match &self.clause {
-            Clause::None => Vec::new(),
-            Clause::Exists | Clause::NotExists => ordered_columns(&self.table, |_| true),
-            Clause::Columns(conditions) => ordered_columns(&self.table, |c| {
-                conditions.iter().any(|cond| cond.column.id == c.id)
-            }),
-        }
-    }
-
-    /// Result metadata of the statement executed alone.
+    /// Result metadata announced when the statement is prepared: none,
+    /// since the columns depend on the outcome (drivers then read them
+    /// from each result).
     pub fn result_columns(&self) -> Vec<ColumnSpec> {
-        result_specs(&self.table, &self.columns())
+        Vec::new()
     }
 }
 
@@ -180,24 +171,41 @@ fn result_specs(table: &TableDef, columns: &[&ColumnDef]) -> Vec<ColumnSpec> {
     specs
 }
 
-/// Result metadata of a conditional batch over `statements` (all on one
-/// table): the union of their columns plus the primary key, so every row
-/// says which row it describes.
-pub fn batch_result_columns(statements: &[CasStatement]) -> Vec<ColumnSpec> {
-    let Some(first) = statements.first() else {
-        return Vec::new();
-    };
-    let table = &first.spec.table;
-    let columns = batch_columns(table, statements);
-    result_specs(table, &columns)
+/// Result metadata of a conditional batch, announced when it is prepared:
+/// none (see [`CasSpec::result_columns`]).
+pub fn batch_result_columns(_statements: &[CasStatement]) -> Vec<ColumnSpec> {
+    Vec::new()
 }
 
-fn batch_columns<'t>(table: &'t TableDef, statements: &[CasStatement]) -> Vec<&'t ColumnDef> {
-    let wanted: Vec<u32> = statements
+/// The columns after `[applied]` when a statement did not apply: every
+/// column if an existence check took part, else the condition columns in
+/// the order the IF clauses name them, after the primary key in a batch
+/// (so each row says which row it is).
+fn failure_columns<'t>(table: &'t TableDef, specs: &[&CasSpec], batch: bool) -> Vec<&'t ColumnDef> {
+    let existence = specs
         .iter()
-        .flat_map(|s| s.spec.columns().into_iter().map(|c| c.id))
-        .collect();
-    ordered_columns(table, |c| c.is_primary_key() || wanted.contains(&c.id))
+        .any(|s| matches!(s.clause, Clause::Exists | Clause::NotExists));
+    if existence {
+        return ordered_columns(table, |_| true);
+    }
+    let mut out: Vec<&ColumnDef> = Vec::new();
+    if batch {
+        out.extend(table.partition_key());
+        out.extend(table.clustering_key());
+    }
+    for spec in specs {
+        let Clause::Columns(conditions) = &spec.clause else {
+            continue;
+        };
+        for c in conditions {
+            if let Some(col) = table.column_by_id(c.column.id) {
+                if !out.iter().any(|o| o.id == col.id) {
+                    out.push(col);
+                }
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- prepare
@@ -574,6 +582,18 @@ fn operand_type(
         }
         (Operator::Contains, CqlType::Map { value, .. }) if whole => Ok((**value).clone()),
         (Operator::ContainsKey, CqlType::Map { key, .. }) if whole => Ok((**key).clone()),
+        // The grammar only allows CONTAINS after a whole column.
+        (Operator::Contains | Operator::ContainsKey, _) if !whole => {
+            Err(CqlError::Syntax(crate::parser::SyntaxError {
+                line: 1,
+                column: 0,
+                message: format!(
+                    "{} is not allowed on an element or field of {}",
+                    op_name(op),
+                    column.name
+                ),
+            }))
+        }
         (Operator::Contains | Operator::ContainsKey | Operator::Like, _) => Err(invalid(format!(
             "Unsupported operator {} in a condition on {}",
             op_name(op),
@@ -1233,7 +1253,6 @@ fn shift_timestamps(mutation: &mut Mutation, delta: i64) {
 pub async fn execute(
     statements: &[(&CasStatement, EvalContext<'_>)],
     proxy: &StorageProxy,
-    skip_metadata: bool,
 ) -> Result<Rows, CqlError> {
     let mut prepared = Vec::with_capacity(statements.len());
     for (statement, ctx) in statements {
@@ -1279,53 +1298,83 @@ pub async fn execute(
             },
         )
         .await?;
-    let owned: Vec<CasStatement> = statements.iter().map(|(s, _)| (*s).clone()).collect();
-    let columns = if owned.len() == 1 {
-        owned[0].spec.columns()
-    } else {
-        batch_columns(&table, &owned)
-    };
-    result_rows(&table, &key, &columns, &checks, &outcome, skip_metadata)
+    let specs: Vec<&CasSpec> = statements.iter().map(|(s, _)| &s.spec).collect();
+    if outcome.applied {
+        return applied_rows(&table);
+    }
+    let columns = failure_columns(&table, &specs, specs.len() > 1);
+    failure_rows(&table, &key, &columns, outcome.current.as_ref())
 }
 
-fn result_rows(
+/// The answer of a write that applied: `[applied] = true` alone.
+fn applied_rows(table: &TableDef) -> Result<Rows, CqlError> {
+    let mut writer = RowsWriter::new(1);
+    writer.push_value(Some(&[1]));
+    writer.end_row();
+    finish(writer, result_specs(table, &[]))
+}
+
+fn finish(writer: RowsWriter, columns: Vec<ColumnSpec>) -> Result<Rows, CqlError> {
+    let metadata = ResultMetadata {
+        columns,
+        paging_state: None,
+        no_metadata: false,
+    };
+    writer
+        .finish(metadata)
+        .map_err(|e| CqlError::Server(e.to_string()))
+}
+
+/// The answer of a write that did not apply: `[applied] = false` with the
+/// current values of `columns`, one row per clustering row read (the static
+/// row alone when there is none); `[applied]` alone when nothing was found.
+fn failure_rows(
     table: &TableDef,
     key: &DecoratedKey,
     columns: &[&ColumnDef],
-    checks: &[Check],
-    outcome: &cluster::proxy::CasOutcome,
-    skip_metadata: bool,
+    current: Option<&PartitionResult>,
 ) -> Result<Rows, CqlError> {
+    let mut found: Vec<OldRow<'_>> = Vec::new();
+    if let Some(p) = current {
+        found.extend(p.rows.iter().map(|(k, row)| OldRow {
+            clustering: Some(k),
+            statics: p.static_row.as_ref(),
+            row: Some(row),
+        }));
+        if found.is_empty() && p.static_row.is_some() {
+            found.push(OldRow {
+                clustering: None,
+                statics: p.static_row.as_ref(),
+                row: None,
+            });
+        }
+    }
+    if found.is_empty() {
+        let mut writer = RowsWriter::new(1);
+        writer.push_value(Some(&[0]));
+        writer.end_row();
+        return finish(writer, result_specs(table, &[]));
+    }
     let pk = cluster::token::split_partition_key(&key.key, table.partition_key_len())
         .map_err(|e| CqlError::Server(e.to_string()))?;
     let mut writer = RowsWriter::new(columns.len() + 1);
-    for check in checks {
-        writer.push_value(Some(&[u8::from(outcome.applied)]));
-        let old = find_old_row(table, outcome.current.as_ref(), check);
+    for old in &found {
+        writer.push_value(Some(&[0]));
         let ck = old
-            .as_ref()
-            .and_then(|r| r.clustering)
+            .clustering
             .and_then(|k| types::decode_clustering(&table.clustering_types(), k).ok())
             .unwrap_or_default();
         for col in columns {
-            let value = match (&old, col.kind) {
-                (None, _) => None,
-                (Some(_), ColumnKind::PartitionKey) => pk.get(col.position as usize).cloned(),
-                (Some(_), ColumnKind::Clustering) => {
-                    ck.get(col.position as usize).map(|v| Bytes::copy_from_slice(v))
-                }
-                (Some(r), _) => r.live(col).and_then(|live| column_value(col, live)),
+            let value = match col.kind {
+                ColumnKind::PartitionKey => pk.get(col.position as usize).cloned(),
+                ColumnKind::Clustering => ck
+                    .get(col.position as usize)
+                    .map(|v| Bytes::copy_from_slice(v)),
+                _ => old.live(col).and_then(|live| column_value(col, live)),
             };
             writer.push_value(value.as_deref());
         }
         writer.end_row();
     }
-    let metadata = ResultMetadata {
-        columns: result_specs(table, columns),
-        paging_state: None,
-        no_metadata: skip_metadata,
-    };
-    writer
-        .finish(metadata)
-        .map_err(|e| CqlError::Server(e.to_string()))
+    finish(writer, result_specs(table, columns))
 }

@@ -509,7 +509,7 @@ impl QueryProcessor {
                 let rows = with_deadline(
                     write_limit,
                     true,
-                    lwt::execute(&[(statement, ctx)], &self.proxy, options.skip_metadata),
+                    lwt::execute(&[(statement, ctx)], &self.proxy),
                 )
                 .await?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
@@ -519,7 +519,7 @@ impl QueryProcessor {
                 let rows = with_deadline(
                     write_limit,
                     true,
-                    lwt::execute(&items, &self.proxy, options.skip_metadata),
+                    lwt::execute(&items, &self.proxy),
                 )
                 .await?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
@@ -651,7 +651,7 @@ impl QueryProcessor {
         let rows = with_deadline(
             self.config.write_timeout,
             true,
-            lwt::execute(&statements, &self.proxy, false),
+            lwt::execute(&statements, &self.proxy),
         )
         .await?;
         Ok(Outcome::result(ResultResponse::Rows(rows)))
