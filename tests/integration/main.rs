@@ -4,6 +4,7 @@ mod harness;
 
 mod basic;
 mod errors;
+mod lwt;
 mod metrics;
 mod paging;
 mod python;
