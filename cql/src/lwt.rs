@@ -16,20 +16,22 @@
 //!    checked against that read and, when all hold, the mutations are
 //!    applied, moved to a write timestamp the proxy hands out (strictly
 //!    increasing per shard, like a Paxos ballot).
-//! 5. The answer is a Rows result: `[applied]`, then the statement's
-//!    columns as they were before the write, one row per statement.
+//! 5. The answer is a Rows result whose first column is `[applied]`.
 //!
 //! Single node only: a shard owns its partitions and runs one job at a time,
 //! so step 4 is linearizable. A cluster replaces the inside of
 //! `StorageProxy::cas` with Paxos over the replicas; nothing here changes.
 //!
-//! The result follows ScyllaDB rather than Cassandra: the old values are
-//! returned whether or not the statement applied, always in the same
-//! columns (so prepared result metadata is exact): every column for IF
-//! EXISTS / IF NOT EXISTS, the condition columns otherwise, plus the primary
-//! key in a batch. The old row of a statement is the row its key names; if
-//! that row is absent and the statement is not an existence check, the
-//! partition's static row stands in for it (its key columns are null).
+//! The result follows Cassandra (what the compatibility suite expects of a
+//! node that does not present itself as ScyllaDB): a write that applied
+//! answers `[applied] = true` alone; one that did not adds the current
+//! values of every column (IF EXISTS / IF NOT EXISTS) or of the condition
+//! columns in IF order (after the primary key in a batch), one row per row
+//! read, or `[applied] = false` alone when nothing was found. Since the
+//! columns depend on the outcome, prepared statements announce no result
+//! metadata and every result carries its own. Which row a condition judges
+//! is the row its key names; when that row is absent and the statement is
+//! not an existence check, the partition's static row stands in for it.
 //!
 //! Not atomic: operations that read the current row to build their writes
 //! (`l[i] = x`, `l = l - [...]`) read it before step 4, as unconditional
@@ -293,7 +295,9 @@ fn key_shape(
     let mut restricts_clustering = false;
     for relation in relations {
         let (name, value) = match relation {
-            Relation::Simple { column, op, value } => (column, (*op == Operator::Eq).then_some(value)),
+            Relation::Simple { column, op, value } => {
+                (column, (*op == Operator::Eq).then_some(value))
+            }
             Relation::In { column, .. } => (column, None),
             _ => continue,
         };
@@ -528,14 +532,25 @@ fn prepare_condition(
         ConditionTarget::Element { key, .. } => {
             let (key_ty, value_ty) = element_types(&column)?;
             binds.collect(key, &format!("key({name})"), &key_ty);
-            (Target::Element(key.clone()), value_ty, format!("value({name})"))
+            (
+                Target::Element(key.clone()),
+                value_ty,
+                format!("value({name})"),
+            )
         }
         ConditionTarget::Field { field, .. } => {
             let (index, ty) = udt_field(&column, field)?;
             (Target::Field(index), ty, format!("{name}.{field}"))
         }
     };
-    collect_predicate(&condition.predicate, &column, &target, &value_ty, &label, binds)?;
+    collect_predicate(
+        &condition.predicate,
+        &column,
+        &target,
+        &value_ty,
+        &label,
+        binds,
+    )?;
     Ok(ColumnCondition {
         column,
         target,
@@ -703,10 +718,7 @@ struct Check {
     conditions: Vec<BoundCondition>,
 }
 
-fn bind_conditions(
-    spec: &CasSpec,
-    ctx: &EvalContext<'_>,
-) -> Result<Vec<BoundCondition>, CqlError> {
+fn bind_conditions(spec: &CasSpec, ctx: &EvalContext<'_>) -> Result<Vec<BoundCondition>, CqlError> {
     let Clause::Columns(conditions) = &spec.clause else {
         return Ok(Vec::new());
     };
@@ -815,8 +827,13 @@ fn bind_in(
 }
 
 /// An empty non-frozen collection is stored as no cells, so it is null.
-fn normalize_empty(predicate: BoundPredicate, column: &ColumnDef, target: &Target) -> BoundPredicate {
-    if !matches!(target, Target::Whole) || !column.ty.is_multi_cell() || !column.ty.is_collection() {
+fn normalize_empty(
+    predicate: BoundPredicate,
+    column: &ColumnDef,
+    target: &Target,
+) -> BoundPredicate {
+    if !matches!(target, Target::Whole) || !column.ty.is_multi_cell() || !column.ty.is_collection()
+    {
         return predicate;
     }
     let empty = |v: &Option<Bytes>| {
@@ -824,7 +841,9 @@ fn normalize_empty(predicate: BoundPredicate, column: &ColumnDef, target: &Targe
             .is_some_and(|b| b.len() == 4 && b[..] == [0, 0, 0, 0])
     };
     match predicate {
-        BoundPredicate::Compare(op, v) if empty(&v) && matches!(op, Operator::Eq | Operator::Neq) => {
+        BoundPredicate::Compare(op, v)
+            if empty(&v) && matches!(op, Operator::Eq | Operator::Neq) =>
+        {
             BoundPredicate::Compare(op, None)
         }
         BoundPredicate::In(items) => BoundPredicate::In(
@@ -924,7 +943,9 @@ fn condition_holds(c: &BoundCondition, old: Option<&OldRow<'_>>) -> bool {
     match &c.predicate {
         BoundPredicate::Constant(v) => *v,
         BoundPredicate::In(items) => items.iter().any(|v| equal(&ty, current, v.as_deref())),
-        BoundPredicate::Compare(op, value) => compare(*op, &ty, &c.column.ty, current, value.as_deref()),
+        BoundPredicate::Compare(op, value) => {
+            compare(*op, &ty, &c.column.ty, current, value.as_deref())
+        }
     }
 }
 
@@ -967,9 +988,11 @@ fn compare(
 
 fn contains(ty: &CqlType, collection: &[u8], needle: &[u8], op: Operator) -> bool {
     match ty {
-        CqlType::List { elem, .. } | CqlType::Set { elem, .. } => types::parse_collection(collection)
-            .map(|items| items.iter().any(|i| elem.compare(i, needle).is_eq()))
-            .unwrap_or(false),
+        CqlType::List { elem, .. } | CqlType::Set { elem, .. } => {
+            types::parse_collection(collection)
+                .map(|items| items.iter().any(|i| elem.compare(i, needle).is_eq()))
+                .unwrap_or(false)
+        }
         CqlType::Map { key, value, .. } => types::parse_map(collection)
             .map(|pairs| {
                 pairs.iter().any(|(k, v)| {
@@ -1034,12 +1057,17 @@ fn element_value(col: &ColumnDef, live: Option<&LiveRow>, key: &Bytes) -> (Optio
 
 fn list_items(col: &ColumnDef, live: &LiveRow) -> Vec<Bytes> {
     if col.ty.is_multi_cell() {
-        return live.elements(col.id).map(|(_, c)| c.value.clone()).collect();
+        return live
+            .elements(col.id)
+            .map(|(_, c)| c.value.clone())
+            .collect();
     }
     live.cell(col.id)
-        .and_then(|cell| types::parse_collection(&cell.value).ok().map(|items| {
-            items.into_iter().map(Bytes::copy_from_slice).collect()
-        }))
+        .and_then(|cell| {
+            types::parse_collection(&cell.value)
+                .ok()
+                .map(|items| items.into_iter().map(Bytes::copy_from_slice).collect())
+        })
         .unwrap_or_default()
 }
 
@@ -1067,7 +1095,8 @@ fn column_value(col: &ColumnDef, row: &LiveRow) -> Option<Bytes> {
     if !col.ty.is_multi_cell() {
         return row.cell(col.id).map(|c| c.value.clone());
     }
-    let elements: Vec<(&Bytes, &Bytes)> = row.elements(col.id).map(|(p, c)| (p, &c.value)).collect();
+    let elements: Vec<(&Bytes, &Bytes)> =
+        row.elements(col.id).map(|(p, c)| (p, &c.value)).collect();
     if elements.is_empty() {
         return None;
     }
@@ -1147,7 +1176,10 @@ async fn prepare_one(
     Ok(Prepared {
         table: plan.table.clone(),
         key: key.clone(),
-        mutations: mutations.into_iter().map(|m| (m, params.timestamp)).collect(),
+        mutations: mutations
+            .into_iter()
+            .map(|m| (m, params.timestamp))
+            .collect(),
         check,
     })
 }
@@ -1377,4 +1409,195 @@ fn failure_rows(
         writer.end_row();
     }
     finish(writer, result_specs(table, columns))
+}
+
+#[cfg(test)]
+mod tests {
+    use storage::model::{CellKey, LiveCell};
+
+    use super::*;
+
+    fn int(v: i32) -> Bytes {
+        Bytes::copy_from_slice(&v.to_be_bytes())
+    }
+
+    fn table() -> TableDef {
+        let col = |name: &str, id: u32, kind: ColumnKind, position: u32| ColumnDef {
+            name: name.to_string(),
+            id,
+            ty: CqlType::Int,
+            kind,
+            position,
+            descending: false,
+        };
+        TableDef {
+            keyspace: "ks".into(),
+            name: "t".into(),
+            id: Default::default(),
+            columns: vec![
+                col("p", 0, ColumnKind::PartitionKey, 0),
+                col("c", 1, ColumnKind::Clustering, 0),
+                col("s", 2, ColumnKind::Static, 0),
+                col("v", 3, ColumnKind::Regular, 0),
+            ],
+            options: Default::default(),
+            next_column_id: 4,
+            dropped_columns: Vec::new(),
+            compact_storage: false,
+        }
+    }
+
+    fn live(column: u32, value: i32) -> LiveRow {
+        LiveRow {
+            marker: None,
+            cells: vec![(
+                CellKey::atomic(column),
+                LiveCell {
+                    timestamp: 1,
+                    value: int(value),
+                    expiry: None,
+                },
+            )],
+        }
+    }
+
+    fn check(row: RowKey, existence: Option<bool>, only_static: bool) -> Check {
+        Check {
+            row,
+            existence,
+            only_static,
+            has_conditions: true,
+            reads_row: !only_static,
+            conditions: Vec::new(),
+        }
+    }
+
+    fn partition(static_value: Option<i32>, rows: &[(i32, i32)]) -> PartitionResult {
+        PartitionResult {
+            key: DecoratedKey::new(0, int(1)),
+            static_row: static_value.map(|v| live(2, v)),
+            rows: rows.iter().map(|(c, v)| (ck(*c), live(3, *v))).collect(),
+        }
+    }
+
+    fn ck(c: i32) -> Bytes {
+        Bytes::from(types::encode_clustering(
+            &[(CqlType::Int, false)],
+            &[&int(c)],
+        ))
+    }
+
+    #[test]
+    fn null_rules_of_conditions() {
+        let ty = CqlType::Int;
+        assert!(compare(Operator::Eq, &ty, &ty, None, None));
+        assert!(!compare(Operator::Eq, &ty, &ty, Some(&int(1)), None));
+        assert!(compare(Operator::Neq, &ty, &ty, None, Some(&int(1))));
+        assert!(!compare(Operator::Lt, &ty, &ty, None, Some(&int(1))));
+        assert!(compare(
+            Operator::Lt,
+            &ty,
+            &ty,
+            Some(&int(-1)),
+            Some(&int(1))
+        ));
+        assert!(compare(
+            Operator::Gte,
+            &ty,
+            &ty,
+            Some(&int(1)),
+            Some(&int(1))
+        ));
+        assert!(!compare(
+            Operator::Gt,
+            &ty,
+            &ty,
+            Some(&int(1)),
+            Some(&int(1))
+        ));
+    }
+
+    #[test]
+    fn ordered_comparison_with_null_is_an_error() {
+        let col = &table().columns[3];
+        assert!(bind_compare(Operator::Lt, Evaluated::Null, col).is_err());
+        assert!(bind_compare(Operator::Eq, Evaluated::Unset, col).is_err());
+        assert!(matches!(
+            bind_compare(Operator::Eq, Evaluated::Null, col),
+            Ok(BoundPredicate::Compare(Operator::Eq, None))
+        ));
+    }
+
+    #[test]
+    fn existence_of_row_and_static_row() {
+        let t = table();
+        let p = partition(None, &[(1, 10)]);
+        // The row exists; another row does not.
+        assert!(applies(
+            &t,
+            Some(&p),
+            &check(RowKey::Row(ck(1)), Some(true), false)
+        ));
+        assert!(applies(
+            &t,
+            Some(&p),
+            &check(RowKey::Row(ck(2)), Some(false), false)
+        ));
+        // A partition with rows but no static row has no static row to exist.
+        let static_check = check(RowKey::Prefix(Bytes::new()), Some(false), true);
+        assert!(applies(&t, Some(&p), &static_check));
+        let with_static = partition(Some(5), &[(1, 10)]);
+        assert!(!applies(&t, Some(&with_static), &static_check));
+        assert!(applies(&t, None, &static_check));
+    }
+
+    #[test]
+    fn missing_row_falls_back_to_the_static_row() {
+        let t = table();
+        let p = partition(Some(5), &[]);
+        let mut c = check(RowKey::Row(ck(7)), None, false);
+        c.conditions = vec![BoundCondition {
+            column: t.columns[2].clone(),
+            target: BoundTarget::Whole,
+            predicate: BoundPredicate::Compare(Operator::Eq, Some(int(5))),
+        }];
+        assert!(applies(&t, Some(&p), &c));
+        c.existence = Some(true);
+        assert!(!applies(&t, Some(&p), &c));
+    }
+
+    #[test]
+    fn shifting_keeps_timestamp_differences() {
+        let mut m = Mutation::new(Default::default(), DecoratedKey::new(0, int(1)));
+        let mut row = Row::new();
+        row.cells
+            .insert(CellKey::atomic(3), storage::model::Cell::live(100, int(1)));
+        row.complex_deletions
+            .insert(4, storage::model::Tombstone::new(99, 0));
+        m.rows.push((ck(1), row));
+        shift_timestamps(&mut m, 1000);
+        let (_, row) = &m.rows[0];
+        assert_eq!(row.cells.values().next().map(|c| c.timestamp), Some(1100));
+        assert_eq!(
+            row.complex_deletions.get(&4).map(|t| t.timestamp),
+            Some(1099)
+        );
+    }
+
+    #[test]
+    fn static_only_conditions_read_one_row() {
+        let t = table();
+        let slice = read_slice(&t, &[check(RowKey::Prefix(Bytes::new()), None, true)]);
+        assert_eq!(slice.row_limit, 1);
+        let rows = read_slice(
+            &t,
+            &[
+                check(RowKey::Row(ck(2)), None, false),
+                check(RowKey::Row(ck(1)), None, false),
+                check(RowKey::Row(ck(2)), None, false),
+            ],
+        );
+        assert_eq!(rows.ranges.len(), 2);
+        assert_eq!(rows.row_limit, usize::MAX);
+    }
 }

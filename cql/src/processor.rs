@@ -24,12 +24,12 @@ use storage::types::CqlType;
 use uuid::Uuid;
 
 use crate::ddl;
-use crate::lwt;
 use crate::error::{invalid, CqlError};
 use crate::frame::{
     ColumnSpec, Prepared as PreparedResponse, PreparedMetadata, ResultMetadata, ResultResponse,
     SchemaChange, Value, Values,
 };
+use crate::lwt;
 use crate::metadata::column_type;
 use crate::modify::{self, ModifyPlan};
 use crate::parser::ast::{self, BatchChild, Statement};
@@ -516,12 +516,8 @@ impl QueryProcessor {
             }
             Plan::ConditionalBatch(statements) => {
                 let items: Vec<_> = statements.iter().map(|s| (s, ctx)).collect();
-                let rows = with_deadline(
-                    write_limit,
-                    true,
-                    lwt::execute(&items, &self.proxy),
-                )
-                .await?;
+                let rows =
+                    with_deadline(write_limit, true, lwt::execute(&items, &self.proxy)).await?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
             Plan::Batch { using, plans, .. } => {

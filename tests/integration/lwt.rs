@@ -86,17 +86,62 @@ async fn update_and_delete_conditions() {
     let session = node.session().await;
     let ks = setup(&session).await;
     session
-        .query_unpaged(format!("INSERT INTO {ks}.t (p, c, s, v) VALUES (2, 1, 10, 'x')"), ())
+        .query_unpaged(
+            format!("INSERT INTO {ks}.t (p, c, s, v) VALUES (2, 1, 10, 'x')"),
+            (),
+        )
         .await
         .expect("insert");
     let t = format!("{ks}.t");
-    assert!(!applied(&session, format!("UPDATE {t} SET v = 'y' WHERE p = 2 AND c = 1 IF v = 'z'")).await);
-    assert!(applied(&session, format!("UPDATE {t} SET v = 'y' WHERE p = 2 AND c = 1 IF v = 'x' AND s >= 10")).await);
-    assert!(applied(&session, format!("UPDATE {t} SET s = 11 WHERE p = 2 IF s IN (9, 10)")).await);
-    assert!(!applied(&session, format!("UPDATE {t} SET v = 'w' WHERE p = 2 AND c = 7 IF EXISTS")).await);
-    assert!(applied(&session, format!("UPDATE {t} SET v = 'w' WHERE p = 2 AND c = 1 IF v != null")).await);
-    assert!(applied(&session, format!("DELETE FROM {t} WHERE p = 2 AND c = 1 IF EXISTS")).await);
-    assert!(!applied(&session, format!("DELETE FROM {t} WHERE p = 2 AND c = 1 IF EXISTS")).await);
+    assert!(
+        !applied(
+            &session,
+            format!("UPDATE {t} SET v = 'y' WHERE p = 2 AND c = 1 IF v = 'z'")
+        )
+        .await
+    );
+    assert!(
+        applied(
+            &session,
+            format!("UPDATE {t} SET v = 'y' WHERE p = 2 AND c = 1 IF v = 'x' AND s >= 10")
+        )
+        .await
+    );
+    assert!(
+        applied(
+            &session,
+            format!("UPDATE {t} SET s = 11 WHERE p = 2 IF s IN (9, 10)")
+        )
+        .await
+    );
+    assert!(
+        !applied(
+            &session,
+            format!("UPDATE {t} SET v = 'w' WHERE p = 2 AND c = 7 IF EXISTS")
+        )
+        .await
+    );
+    assert!(
+        applied(
+            &session,
+            format!("UPDATE {t} SET v = 'w' WHERE p = 2 AND c = 1 IF v != null")
+        )
+        .await
+    );
+    assert!(
+        applied(
+            &session,
+            format!("DELETE FROM {t} WHERE p = 2 AND c = 1 IF EXISTS")
+        )
+        .await
+    );
+    assert!(
+        !applied(
+            &session,
+            format!("DELETE FROM {t} WHERE p = 2 AND c = 1 IF EXISTS")
+        )
+        .await
+    );
     let rows = session
         .query_unpaged(format!("SELECT s FROM {t} WHERE p = 2"), ())
         .await
@@ -105,10 +150,16 @@ async fn update_and_delete_conditions() {
         .expect("rows");
     assert_eq!(rows.first_row::<(i32,)>().expect("static row").0, 11);
     let err = session
-        .query_unpaged(format!("UPDATE {t} USING TIMESTAMP 5 SET v = 'q' WHERE p = 2 AND c = 1 IF v = 'a'"), ())
+        .query_unpaged(
+            format!("UPDATE {t} USING TIMESTAMP 5 SET v = 'q' WHERE p = 2 AND c = 1 IF v = 'a'"),
+            (),
+        )
         .await
         .expect_err("custom timestamp");
-    assert!(err.to_string().contains("Cannot provide custom timestamp"), "{err}");
+    assert!(
+        err.to_string().contains("Cannot provide custom timestamp"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,7 +168,9 @@ async fn prepared_conditional_statement_and_batch() {
     let session = node.session().await;
     let ks = setup(&session).await;
     let insert = session
-        .prepare(format!("INSERT INTO {ks}.t (p, c, v) VALUES (?, ?, ?) IF NOT EXISTS"))
+        .prepare(format!(
+            "INSERT INTO {ks}.t (p, c, v) VALUES (?, ?, ?) IF NOT EXISTS"
+        ))
         .await
         .expect("prepare");
     let result = session
@@ -129,7 +182,9 @@ async fn prepared_conditional_statement_and_batch() {
     assert!(flag(&result));
 
     let mut batch = Batch::default();
-    batch.append_statement(format!("UPDATE {ks}.t SET v = 'b' WHERE p = 3 AND c = 1 IF v = 'a'").as_str());
+    batch.append_statement(
+        format!("UPDATE {ks}.t SET v = 'b' WHERE p = 3 AND c = 1 IF v = 'a'").as_str(),
+    );
     batch.append_statement(insert.clone());
     let result = session
         .batch(&batch, ((), (3, 2, "c")))
@@ -146,7 +201,10 @@ async fn prepared_conditional_statement_and_batch() {
         .batch(&across, ((4, 1, "x"), (5, 1, "y")))
         .await
         .expect_err("two partitions");
-    assert!(err.to_string().contains("cannot span multiple partitions"), "{err}");
+    assert!(
+        err.to_string().contains("cannot span multiple partitions"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,7 +213,9 @@ async fn concurrent_inserts_if_not_exists_apply_exactly_once() {
     let session = Arc::new(node.session().await);
     let ks = setup(&session).await;
     let insert = session
-        .prepare(format!("INSERT INTO {ks}.t (p, c, v) VALUES (?, ?, ?) IF NOT EXISTS"))
+        .prepare(format!(
+            "INSERT INTO {ks}.t (p, c, v) VALUES (?, ?, ?) IF NOT EXISTS"
+        ))
         .await
         .expect("prepare");
     for key in 0..5 {
