@@ -136,7 +136,7 @@ impl Default for Config {
             api_address: None,
             seeds: vec!["127.0.0.1".into()],
             endpoint_snitch: "SimpleSnitch".into(),
-            dc: "dc1".into(),
+            dc: "datacenter1".into(),
             rack: "rack1".into(),
             num_tokens: 256,
             data_file_directories: vec![PathBuf::from("./data/data")],

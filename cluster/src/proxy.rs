@@ -9,6 +9,14 @@
 //!
 //! Statements that arrive on the owning shard (the shard-aware drivers'
 //! normal case) run inline with no message at all.
+//!
+//! Compare-and-set ([`StorageProxy::cas`]) is linearizable on one node
+//! because a shard is single-threaded and owns its partitions: the read, the
+//! condition check and the write run as one job on the owning shard with no
+//! await between them, so no other write to the partition can interleave.
+//! A cluster replaces the inside of `cas` with Paxos rounds over the
+//! replicas; its callers and its contract stay the same.
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
@@ -19,6 +27,34 @@ use storage::model::{
 use crate::error::ProxyError;
 use crate::local;
 use crate::token::Sharder;
+
+/// What a compare-and-set found and did.
+#[derive(Debug, Clone)]
+pub struct CasOutcome {
+    /// The partition as read before the decision (`None` when it has no
+    /// live data in the slice read).
+    pub current: Option<PartitionResult>,
+    /// Whether the condition held and the mutations were applied.
+    pub applied: bool,
+}
+
+thread_local! {
+    /// The last write timestamp this shard gave a compare-and-set.
+    static LAST_CAS_MICROS: Cell<i64> = const { Cell::new(i64::MIN) };
+}
+
+/// A write timestamp for a compare-and-set on this shard: never behind the
+/// clock and strictly above every one given before, so two conditional
+/// writes to a partition (e.g. a DELETE IF EXISTS followed by an INSERT IF
+/// NOT EXISTS in the same microsecond) are always ordered as they ran. It
+/// plays the part of the Paxos ballot.
+fn next_cas_micros() -> i64 {
+    LAST_CAS_MICROS.with(|last| {
+        let next = scheduler::clock::now_micros().max(last.get().saturating_add(1));
+        last.set(next);
+        next
+    })
+}
 
 /// The coordinator handle of one shard. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -86,6 +122,57 @@ impl StorageProxy {
         })
         .await;
         flatten(shard, read)
+    }
+
+    /// Compare-and-set on one partition: reads `slice` of `key`, asks
+    /// `condition` whether the current data allows the write and, if it
+    /// does, applies the mutations `mutations` builds for the write
+    /// timestamp it is given. Read, check and write are one job on the
+    /// owning shard with nothing in between, so the operation is atomic and
+    /// linearizable against every other write to the partition.
+    ///
+    /// Every mutation must be for `table` and `key`.
+    pub async fn cas<C, M>(
+        &self,
+        table: TableId,
+        key: DecoratedKey,
+        slice: SliceQuery,
+        now_secs: i32,
+        condition: C,
+        mutations: M,
+    ) -> Result<CasOutcome, ProxyError>
+    where
+        C: FnOnce(Option<&PartitionResult>) -> bool + Send + 'static,
+        M: FnOnce(i64) -> Vec<Mutation> + Send + 'static,
+    {
+        let shard = self.shard_of(key.token);
+        let outcome = scheduler::smp::submit_to(shard, move || async move {
+            local::with_db(|db| {
+                let current = db.read_partition(table, &key, &slice, now_secs)?;
+                if !condition(current.as_ref()) {
+                    return Ok(CasOutcome {
+                        current,
+                        applied: false,
+                    });
+                }
+                let writes = mutations(next_cas_micros());
+                for m in &writes {
+                    // Writing any other partition here would escape the
+                    // atomicity the caller relies on.
+                    assert!(
+                        m.table == table && m.key == key,
+                        "a compare-and-set writes only the partition it read"
+                    );
+                    db.apply(m)?;
+                }
+                Ok(CasOutcome {
+                    current,
+                    applied: true,
+                })
+            })
+        })
+        .await;
+        flatten(shard, outcome)
     }
 
     /// Reads the live partitions of `range` in ring order from every shard,

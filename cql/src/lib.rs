@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod functions;
 pub mod json;
+pub mod lwt;
 pub mod metadata;
 pub mod modify;
 pub mod parser;

@@ -123,11 +123,7 @@ pub fn prepare_insert(
     table: Arc<TableDef>,
     binds: &mut BindSpecs,
 ) -> Result<ModifyPlan, CqlError> {
-    if stmt.if_not_exists {
-        return Err(invalid(
-            "Conditional updates (IF NOT EXISTS) are not supported yet",
-        ));
-    }
+    // IF NOT EXISTS is prepared by `crate::lwt`.
     let json_terms;
     let (columns, values) = match &stmt.values {
         InsertValues::Columns { columns, values } => (columns, values),
@@ -244,9 +240,7 @@ pub fn prepare_update(
     table: Arc<TableDef>,
     binds: &mut BindSpecs,
 ) -> Result<ModifyPlan, CqlError> {
-    if stmt.if_clause.is_some() {
-        return Err(invalid("Conditional updates (IF) are not supported yet"));
-    }
+    // The IF clause is prepared by `crate::lwt`.
     let mut plan = empty_plan(table.clone(), ModifyKind::Update, stmt.using.clone());
     collect_using(&stmt.using, binds);
     for assignment in &stmt.assignments {
@@ -397,9 +391,7 @@ pub fn prepare_delete(
     table: Arc<TableDef>,
     binds: &mut BindSpecs,
 ) -> Result<ModifyPlan, CqlError> {
-    if stmt.if_clause.is_some() {
-        return Err(invalid("Conditional deletions (IF) are not supported yet"));
-    }
+    // The IF clause is prepared by `crate::lwt`.
     if stmt.using.ttl.is_some() {
         return Err(invalid("TTL attribute is not allowed for deletes"));
     }

@@ -29,6 +29,7 @@ use crate::frame::{
     ColumnSpec, Prepared as PreparedResponse, PreparedMetadata, ResultMetadata, ResultResponse,
     SchemaChange, Value, Values,
 };
+use crate::lwt;
 use crate::metadata::column_type;
 use crate::modify::{self, ModifyPlan};
 use crate::parser::ast::{self, BatchChild, Statement};
@@ -48,11 +49,15 @@ pub enum Plan {
         is_virtual: bool,
     },
     Modify(ModifyPlan),
+    /// A statement with an IF clause (see [`crate::lwt`]).
+    Conditional(Box<lwt::CasStatement>),
     Batch {
         kind: ast::BatchKind,
         using: ast::Using,
         plans: Vec<ModifyPlan>,
     },
+    /// A batch with at least one IF clause: one compare-and-set.
+    ConditionalBatch(Vec<lwt::CasStatement>),
     Schema(Box<Statement>),
     Use(String),
     Truncate(Arc<TableDef>),
@@ -85,7 +90,12 @@ impl Prepared {
                 modify::ModifyKind::Update => "update",
                 modify::ModifyKind::Delete => "delete",
             },
-            Plan::Batch { .. } => "batch",
+            Plan::Conditional(c) => match c.plan.kind {
+                modify::ModifyKind::Insert => "insert",
+                modify::ModifyKind::Update => "update",
+                modify::ModifyKind::Delete => "delete",
+            },
+            Plan::Batch { .. } | Plan::ConditionalBatch(_) => "batch",
             Plan::Schema(_) | Plan::Truncate(_) => "ddl",
             Plan::Use(_) => "use",
             Plan::Describe(_) => "other",
@@ -298,33 +308,44 @@ impl QueryProcessor {
                     is_virtual: system::is_system_keyspace(&ks),
                 }
             }
-            Statement::Insert(s) => {
-                let table = self.user_table(&schema, &s.table, keyspace)?;
-                pk_table = Some(table.clone());
-                Plan::Modify(modify::prepare_insert(&s, table, &mut binds)?)
-            }
-            Statement::Update(s) => {
-                let table = self.user_table(&schema, &s.table, keyspace)?;
-                pk_table = Some(table.clone());
-                Plan::Modify(modify::prepare_update(&s, table, &mut binds)?)
-            }
-            Statement::Delete(s) => {
-                let table = self.user_table(&schema, &s.table, keyspace)?;
-                pk_table = Some(table.clone());
-                Plan::Modify(modify::prepare_delete(&s, table, &mut binds)?)
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let child = match statement {
+                    Statement::Insert(s) => BatchChild::Insert(s),
+                    Statement::Update(s) => BatchChild::Update(s),
+                    Statement::Delete(s) => BatchChild::Delete(s),
+                    _ => unreachable!("matched above"),
+                };
+                let (plan, spec) = self.prepare_child(&schema, &child, keyspace, &mut binds)?;
+                pk_table = Some(plan.table.clone());
+                if spec.is_conditional() {
+                    result_columns = spec.result_columns();
+                    Plan::Conditional(Box::new(lwt::CasStatement::new(spec, plan)))
+                } else {
+                    Plan::Modify(plan)
+                }
             }
             Statement::Batch(b) => {
-                let mut plans = Vec::with_capacity(b.statements.len());
+                let mut children = Vec::with_capacity(b.statements.len());
                 for child in &b.statements {
-                    plans.push(self.prepare_child(&schema, child, keyspace, &mut binds)?);
+                    children.push(self.prepare_child(&schema, child, keyspace, &mut binds)?);
                 }
                 if let Some(t) = &b.using.timestamp {
                     binds.collect(t, "[timestamp]", &CqlType::Bigint);
                 }
-                Plan::Batch {
-                    kind: b.kind,
-                    using: b.using.clone(),
-                    plans,
+                if children.iter().any(|(_, spec)| spec.is_conditional()) {
+                    lwt::check_batch(&b.using)?;
+                    let statements: Vec<lwt::CasStatement> = children
+                        .into_iter()
+                        .map(|(plan, spec)| lwt::CasStatement::new(spec, plan))
+                        .collect();
+                    result_columns = lwt::batch_result_columns(&statements);
+                    Plan::ConditionalBatch(statements)
+                } else {
+                    Plan::Batch {
+                        kind: b.kind,
+                        using: b.using.clone(),
+                        plans: children.into_iter().map(|(plan, _)| plan).collect(),
+                    }
                 }
             }
             Statement::Use(ks) => Plan::Use(ks),
@@ -387,22 +408,31 @@ impl QueryProcessor {
         self.lookup_table(schema, &ks, &name.name)
     }
 
+    /// Prepares an INSERT, UPDATE or DELETE with its IF clause. The
+    /// conditions are checked first: their errors are the ones Cassandra
+    /// reports for a conditional statement.
     fn prepare_child(
         &self,
         schema: &Schema,
         child: &BatchChild,
         keyspace: Option<&str>,
         binds: &mut BindSpecs,
-    ) -> Result<ModifyPlan, CqlError> {
+    ) -> Result<(ModifyPlan, lwt::CasSpec), CqlError> {
         match child {
             BatchChild::Insert(s) => {
-                modify::prepare_insert(s, self.user_table(schema, &s.table, keyspace)?, binds)
+                let table = self.user_table(schema, &s.table, keyspace)?;
+                let spec = lwt::insert_spec(s, table.clone())?;
+                Ok((modify::prepare_insert(s, table, binds)?, spec))
             }
             BatchChild::Update(s) => {
-                modify::prepare_update(s, self.user_table(schema, &s.table, keyspace)?, binds)
+                let table = self.user_table(schema, &s.table, keyspace)?;
+                let spec = lwt::update_spec(s, table.clone(), binds)?;
+                Ok((modify::prepare_update(s, table, binds)?, spec))
             }
             BatchChild::Delete(s) => {
-                modify::prepare_delete(s, self.user_table(schema, &s.table, keyspace)?, binds)
+                let table = self.user_table(schema, &s.table, keyspace)?;
+                let spec = lwt::delete_spec(s, table.clone(), binds)?;
+                Ok((modify::prepare_delete(s, table, binds)?, spec))
             }
         }
     }
@@ -475,6 +505,21 @@ impl QueryProcessor {
                 .await?;
                 Ok(Outcome::result(ResultResponse::Void))
             }
+            Plan::Conditional(statement) => {
+                let rows = with_deadline(
+                    write_limit,
+                    true,
+                    lwt::execute(&[(statement, ctx)], &self.proxy),
+                )
+                .await?;
+                Ok(Outcome::result(ResultResponse::Rows(rows)))
+            }
+            Plan::ConditionalBatch(statements) => {
+                let items: Vec<_> = statements.iter().map(|s| (s, ctx)).collect();
+                let rows =
+                    with_deadline(write_limit, true, lwt::execute(&items, &self.proxy)).await?;
+                Ok(Outcome::result(ResultResponse::Rows(rows)))
+            }
             Plan::Batch { using, plans, .. } => {
                 let batch_timestamp = Some(options.timestamp.unwrap_or(ctx.now_micros));
                 let mut all = Vec::new();
@@ -538,6 +583,12 @@ impl QueryProcessor {
         client_timestamp: Option<i64>,
     ) -> Result<Outcome, CqlError> {
         let now_micros = scheduler::clock::now_micros();
+        if items
+            .iter()
+            .any(|(p, _)| matches!(p.plan, Plan::Conditional(_)))
+        {
+            return self.execute_conditional_batch(items, now_micros).await;
+        }
         let timestamp = Some(client_timestamp.unwrap_or(now_micros));
         let mut all = Vec::new();
         for (prepared, values) in items {
@@ -566,6 +617,48 @@ impl QueryProcessor {
             warnings,
             ..Outcome::result(ResultResponse::Void)
         })
+    }
+
+    /// A protocol BATCH holding a conditional statement: every statement
+    /// joins one compare-and-set (the client's timestamp is not used; the
+    /// write takes the compare-and-set's own).
+    async fn execute_conditional_batch(
+        &self,
+        items: &[(Rc<Prepared>, Vec<Value>)],
+        now_micros: i64,
+    ) -> Result<Outcome, CqlError> {
+        let mut owned = Vec::with_capacity(items.len());
+        for (prepared, values) in items {
+            if values.len() != prepared.bind_specs.len() {
+                return Err(invalid(format!(
+                    "There were {} markers(?) in CQL but {} bound variables",
+                    prepared.bind_specs.len(),
+                    values.len()
+                )));
+            }
+            let statement = match &prepared.plan {
+                Plan::Conditional(c) => (**c).clone(),
+                Plan::Modify(plan) => lwt::CasStatement::unconditional(plan.clone()),
+                _ => {
+                    return Err(invalid(
+                        "Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.",
+                    ))
+                }
+            };
+            owned.push(statement);
+        }
+        let statements: Vec<_> = owned
+            .iter()
+            .zip(items)
+            .map(|(s, (_, values))| (s, EvalContext { values, now_micros }))
+            .collect();
+        let rows = with_deadline(
+            self.config.write_timeout,
+            true,
+            lwt::execute(&statements, &self.proxy),
+        )
+        .await?;
+        Ok(Outcome::result(ResultResponse::Rows(rows)))
     }
 
     async fn run_select(
@@ -606,8 +699,14 @@ impl QueryProcessor {
         let statement = statement.clone();
         let keyspace = session_keyspace.map(str::to_string);
         let data_dir = self.config.data_dir.clone();
+        let node = &self.config.node;
+        let mut datacenters: Vec<String> = std::iter::once(node.data_center.clone())
+            .chain(node.peers.iter().map(|p| p.data_center.clone()))
+            .collect();
+        datacenters.sort();
+        datacenters.dedup();
         let change = scheduler::smp::submit_to(0, move || async move {
-            apply_schema_statement(statement, keyspace, data_dir).await
+            apply_schema_statement(statement, keyspace, data_dir, datacenters).await
         })
         .await
         .map_err(|e| CqlError::Server(e.to_string()))??;
@@ -628,13 +727,15 @@ async fn apply_schema_statement(
     statement: Statement,
     keyspace: Option<String>,
     data_dir: PathBuf,
+    datacenters: Vec<String>,
 ) -> Result<Option<SchemaChange>, CqlError> {
     let current = local::schema();
-    let outcome = ddl::apply(
+    let outcome = ddl::apply_in_cluster(
         &current,
         &statement,
         keyspace.as_deref(),
         scheduler::clock::now_micros(),
+        &datacenters,
     )?;
     if outcome.change.is_some() {
         migration::publish(data_dir, outcome.schema).await?;

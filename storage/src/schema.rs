@@ -178,15 +178,16 @@ impl TableDef {
         self.columns.iter().find(|c| c.id == id)
     }
 
-    /// Sorts columns into the canonical order: partition key, clustering key
-    /// (each by position), then static and regular columns by name.
+    /// Sorts columns into the canonical order (the order of `SELECT *`):
+    /// partition key, clustering key (each by position), then static
+    /// columns, then regular columns (each by name).
     pub fn sort_columns(&mut self) {
         self.columns
             .sort_by(|a, b| match (a.is_primary_key(), b.is_primary_key()) {
                 (true, true) => (a.kind, a.position).cmp(&(b.kind, b.position)),
                 (true, false) => std::cmp::Ordering::Less,
                 (false, true) => std::cmp::Ordering::Greater,
-                (false, false) => a.name.cmp(&b.name),
+                (false, false) => (a.kind, &a.name).cmp(&(b.kind, &b.name)),
             });
     }
 

@@ -5,6 +5,7 @@ mod harness;
 mod basic;
 mod errors;
 mod json_and_functions;
+mod lwt;
 mod metrics;
 mod paging;
 mod python;

@@ -244,7 +244,7 @@ fn wildcard_selects_schema_order_and_static_only_partitions() {
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["pk", "c1", "c2", "l", "m", "s", "st", "v"]);
+    assert_eq!(names, ["pk", "c1", "c2", "s", "l", "m", "st", "v"]);
     assert_eq!(
         f.ints("SELECT pk, c1, c2, s, v FROM t WHERE pk = 1"),
         vec![vec![Some(1), Some(1), Some(2), Some(7), Some(12)]]
