@@ -14,4 +14,6 @@ pub enum ProxyError {
     },
     #[error("schema change failed: {0}")]
     Schema(String),
+    #[error("a compare-and-set may write only the partition it read")]
+    CasOutsidePartition,
 }

@@ -148,7 +148,9 @@ impl StorageProxy {
         let shard = self.shard_of(key.token);
         let outcome = scheduler::smp::submit_to(shard, move || async move {
             local::with_db(|db| {
-                let current = db.read_partition(table, &key, &slice, now_secs)?;
+                let current = db
+                    .read_partition(table, &key, &slice, now_secs)
+                    .map_err(|source| ProxyError::Storage { shard, source })?;
                 if !condition(current.as_ref()) {
                     return Ok(CasOutcome {
                         current,
@@ -156,14 +158,14 @@ impl StorageProxy {
                     });
                 }
                 let writes = mutations(next_cas_micros());
+                // Writing any other partition here would escape the
+                // atomicity the caller relies on.
+                if writes.iter().any(|m| m.table != table || m.key != key) {
+                    return Err(ProxyError::CasOutsidePartition);
+                }
                 for m in &writes {
-                    // Writing any other partition here would escape the
-                    // atomicity the caller relies on.
-                    assert!(
-                        m.table == table && m.key == key,
-                        "a compare-and-set writes only the partition it read"
-                    );
-                    db.apply(m)?;
+                    db.apply(m)
+                        .map_err(|source| ProxyError::Storage { shard, source })?;
                 }
                 Ok(CasOutcome {
                     current,
@@ -172,7 +174,7 @@ impl StorageProxy {
             })
         })
         .await;
-        flatten(shard, outcome)
+        outcome.map_err(|source| ProxyError::Shard { shard, source })?
     }
 
     /// Reads the live partitions of `range` in ring order from every shard,

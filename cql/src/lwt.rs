@@ -1160,6 +1160,9 @@ async fn prepare_one(
     };
     let params = modify::write_params(plan.using(), &plan.table, ctx, None)?;
     let mutations = modify::build_mutations(plan, ctx, params, proxy).await?;
+    // Non-deterministic terms (`uuid()`, `now()`) in the key are evaluated
+    // anew when the mutations are built: the key written is the key read.
+    let key = mutations.first().map_or(key, |m| &m.key);
     let row = row_key(spec, ctx, &mutations)?;
     let check = Check {
         row,

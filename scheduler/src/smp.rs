@@ -55,12 +55,30 @@ pub(crate) async fn join_mesh(builder: MeshBuilder<Job, Full>) -> usize {
     for (_, receiver) in receivers.streams() {
         glommio::spawn_local(async move {
             while let Some(job) = receiver.recv().await {
-                glommio::spawn_local(job()).detach();
+                glommio::spawn_local(run_job(job)).detach();
             }
         })
         .detach();
     }
     shard
+}
+
+/// Runs a job from another shard. A job that panics (a bug) must not take
+/// this shard down with it: its caller sees the reply channel close and gets
+/// an error, and the panic is logged.
+async fn run_job(job: Job) {
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(async move { job().await })
+        .catch_unwind()
+        .await;
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        tracing::error!(%message, "a cross-shard job panicked; its caller gets an error");
+    }
 }
 
 fn mesh() -> Rc<Mesh> {
