@@ -30,7 +30,9 @@ use crate::processor::{ExecOptions, Outcome, QueryProcessor};
 /// How many requests of one connection may run at once.
 const MAX_IN_FLIGHT_PER_CONNECTION: u64 = 1024;
 /// Bytes read from the socket per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a closing connection may take to deliver its last answers.
+const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the server reports about requests; the node implements it with metrics.
 pub trait RequestObserver {
@@ -66,6 +68,8 @@ struct Connection {
     compression: Cell<Option<Compression>>,
     registered: Cell<bool>,
     closed: Cell<bool>,
+    /// Reading has stopped: the writer exits once the output is empty.
+    finishing: Cell<bool>,
     in_flight: Rc<Semaphore>,
     version: Cell<u8>,
 }
@@ -183,6 +187,7 @@ impl CqlServer {
             compression: Cell::new(None),
             registered: Cell::new(false),
             closed: Cell::new(false),
+            finishing: Cell::new(false),
             in_flight: Rc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION)),
             version: Cell::new(crate::frame::MAX_VERSION),
         });
@@ -191,27 +196,38 @@ impl CqlServer {
         let writer_task = scheduler::spawn_local_task(async move {
             while wake_rx.recv().await.is_some() {
                 let data = writer_conn.out.borrow_mut().split().freeze();
-                if data.is_empty() {
-                    continue;
-                }
-                if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
-                    writer_conn.closed.set(true);
+                if !data.is_empty()
+                    && (writer.write_all(&data).await.is_err() || writer.flush().await.is_err())
+                {
                     break;
                 }
                 if !writer_conn.out.borrow().is_empty() {
                     let _ = writer_conn.wake_writer.try_send(());
+                } else if writer_conn.finishing.get() {
+                    break;
                 }
             }
+            writer_conn.closed.set(true);
             let _ = writer.close().await;
         });
         self.read_loop(&conn, &mut reader).await;
-        // Let queued answers drain before the writer goes.
-        while !conn.out.borrow().is_empty() && !conn.closed.get() {
-            scheduler::sleep(Duration::from_millis(1)).await;
+        // The peer is gone or the connection is being closed: let requests
+        // in flight answer and every queued answer (a protocol error, say)
+        // reach the socket, but never wait on a peer that stopped reading
+        // for longer than the drain timeout.
+        let drained = scheduler::with_timeout(CONNECTION_DRAIN_TIMEOUT, async {
+            while conn.in_flight.available() < MAX_IN_FLIGHT_PER_CONNECTION && !conn.closed.get() {
+                scheduler::sleep(Duration::from_millis(1)).await;
+            }
+            conn.finishing.set(true);
+            let _ = conn.wake_writer.try_send(());
+            writer_task.await;
+        })
+        .await;
+        if drained.is_none() {
+            tracing::debug!("closing a connection whose answers could not be delivered in time");
         }
         conn.closed.set(true);
-        let _ = conn.wake_writer.try_send(());
-        drop(writer_task);
         self.connections
             .borrow_mut()
             .retain(|c| c.strong_count() > 0);
@@ -310,7 +326,7 @@ impl CqlServer {
                 let server = self.clone();
                 let conn = conn.clone();
                 self.in_flight.set(self.in_flight.get() + 1);
-                scheduler::spawn_local(async move {
+                let mut task = Box::pin(async move {
                     let started = scheduler::clock::monotonic_now();
                     let (response, warnings) = server.run_request_guarded(&conn, request).await;
                     conn.send(version, stream, &response, &warnings);
@@ -318,6 +334,12 @@ impl CqlServer {
                     server.in_flight.set(server.in_flight.get() - 1);
                     drop(permit);
                 });
+                // Most requests (a write or read served from this shard's
+                // memtable) finish on their first poll: run that poll here
+                // and spawn a task only for a request that has to wait.
+                if futures_lite::future::poll_once(&mut task).await.is_none() {
+                    scheduler::spawn_local(task);
+                }
             }
         }
         true

@@ -23,6 +23,15 @@ pub enum Evaluated {
 }
 
 impl Evaluated {
+    /// The value, or an error naming what `what()` describes when it is
+    /// null or unset (the description is only built on the error path).
+    pub fn required_with(self, what: impl FnOnce() -> String) -> Result<Bytes, CqlError> {
+        match self {
+            Evaluated::Value(v) => Ok(v),
+            other => other.required(&what()),
+        }
+    }
+
     /// The value, or an error naming `what` when it is null or unset.
     pub fn required(self, what: &str) -> Result<Bytes, CqlError> {
         match self {

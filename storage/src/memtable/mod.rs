@@ -35,6 +35,8 @@ impl Memtable {
 
     /// Merges a mutation in.
     pub fn apply(&mut self, m: &Mutation) {
+        // Keys and values are copied out of the buffers they arrived in.
+        let m = &m.to_owned_buffers();
         let delta = match self.partitions.get_mut(&m.key) {
             Some(partition) => partition.apply(m),
             None => {

@@ -123,3 +123,111 @@ impl Mutation {
         64 + self.key.key.len() + rows + statics + ranges
     }
 }
+
+/// A copy of `bytes` in an allocation of its own.
+fn own(bytes: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(bytes)
+}
+
+fn own_row(row: &Row) -> Row {
+    use super::cell::{Cell, CellKey, CellKind};
+    let cells = row
+        .cells
+        .iter()
+        .map(|(key, cell)| {
+            let key = CellKey {
+                column: key.column,
+                path: key.path.as_ref().map(own),
+            };
+            let kind = match &cell.kind {
+                CellKind::Live { value, expiry } => CellKind::Live {
+                    value: own(value),
+                    expiry: *expiry,
+                },
+                dead => dead.clone(),
+            };
+            (
+                key,
+                Cell {
+                    timestamp: cell.timestamp,
+                    kind,
+                },
+            )
+        })
+        .collect();
+    Row {
+        marker: row.marker,
+        deletion: row.deletion,
+        cells,
+        complex_deletions: row.complex_deletions.clone(),
+    }
+}
+
+impl Mutation {
+    /// A copy whose keys and values live in allocations of their own.
+    ///
+    /// Mutations built from a request hold slices of the connection's read
+    /// buffer; a memtable that kept them would pin whole buffers for every
+    /// small value and account for a fraction of the memory it holds. The
+    /// memtable stores this copy instead.
+    pub fn to_owned_buffers(&self) -> Mutation {
+        let bound = |b: &Option<super::ClusteringBound>| {
+            b.as_ref().map(|b| super::ClusteringBound {
+                prefix: own(&b.prefix),
+                inclusive: b.inclusive,
+            })
+        };
+        Mutation {
+            table: self.table,
+            key: DecoratedKey {
+                token: self.key.token,
+                key: own(&self.key.key),
+            },
+            partition_deletion: self.partition_deletion,
+            static_row: self.static_row.as_ref().map(own_row),
+            rows: self
+                .rows
+                .iter()
+                .map(|(k, r)| (own(k), own_row(r)))
+                .collect(),
+            range_tombstones: self
+                .range_tombstones
+                .iter()
+                .map(|rt| RangeTombstone {
+                    range: ClusteringRange {
+                        start: bound(&rt.range.start),
+                        end: bound(&rt.range.end),
+                    },
+                    tombstone: rt.tombstone,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod owned_buffer_tests {
+    use super::*;
+    use crate::model::{Cell, CellKey};
+
+    #[test]
+    fn owned_copies_share_no_memory_with_the_request_buffer() {
+        let buffer = Bytes::from(vec![7u8; 64 * 1024]);
+        let value = buffer.slice(100..200);
+        let key = buffer.slice(0..4);
+        let row = Row::new().cell(1, Cell::live(5, value.clone()));
+        let m = Mutation::new(uuid::Uuid::nil(), DecoratedKey::new(1, key))
+            .with_row(buffer.slice(10..12), row);
+        let owned = m.to_owned_buffers();
+        assert_eq!(owned, m, "same contents");
+        let range = buffer.as_ptr_range();
+        let inside = |b: &Bytes| range.contains(&b.as_ptr());
+        assert!(!inside(&owned.key.key));
+        let (clustering, row) = &owned.rows[0];
+        assert!(!inside(clustering));
+        match &row.cells[&CellKey::atomic(1)].kind {
+            crate::model::CellKind::Live { value, .. } => assert!(!inside(value)),
+            other => panic!("live cell expected, got {other:?}"),
+        }
+    }
+}
