@@ -290,7 +290,10 @@ async fn select(load: &Load, key: u64) -> anyhow::Result<()> {
 
 fn check_errors(phase: &Phase, what: &str) -> anyhow::Result<()> {
     match &phase.first_error {
-        Some(first) => bail!("{} requests failed in the {what}; first: {first}", phase.errors),
+        Some(first) => bail!(
+            "{} requests failed in the {what}; first: {first}",
+            phase.errors
+        ),
         None => Ok(()),
     }
 }

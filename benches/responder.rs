@@ -45,8 +45,12 @@ const TABLE: &str = "kv";
 const INSERT_ID: &[u8; 16] = b"responder-insert";
 const SELECT_ID: &[u8; 16] = b"responder-select";
 /// The `host_id` and `schema_version` the responder reports.
-const HOST_ID: [u8; 16] = [0x7e, 0x55, 0xe7, 0xa0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1];
-const SCHEMA_VERSION: [u8; 16] = [0x7e, 0x55, 0xe7, 0xa0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 2];
+const HOST_ID: [u8; 16] = [
+    0x7e, 0x55, 0xe7, 0xa0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1,
+];
+const SCHEMA_VERSION: [u8; 16] = [
+    0x7e, 0x55, 0xe7, 0xa0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 2,
+];
 
 /// Command line of the responder.
 #[derive(Debug, Clone, Parser)]
@@ -277,7 +281,10 @@ impl Canned {
         } else if verb.eq_ignore_ascii_case("SELECT") {
             Cow::Borrowed(&self.prepared_select)
         } else {
-            invalid(ErrorCode::Invalid, "the responder prepares INSERT and SELECT only")
+            invalid(
+                ErrorCode::Invalid,
+                "the responder prepares INSERT and SELECT only",
+            )
         }
     }
 
