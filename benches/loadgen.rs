@@ -299,7 +299,8 @@ fn check_errors(phase: &Phase, what: &str) -> anyhow::Result<()> {
 }
 
 /// CPU seconds (user + system, all threads) a process has used so far,
-/// from fields 14 and 15 of `/proc/PID/stat`.
+/// from fields 14 and 15 of `/proc/PID/stat`, in clock ticks of
+/// `AT_CLKTCK` (the value `sysconf(_SC_CLK_TCK)` returns).
 fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
@@ -346,6 +347,13 @@ fn report(args: &Args, phase: &Phase, server_cpu_s: Option<f64>, client_cpu_s: f
             ops / cpu
         ),
         None => println!("server_cpu_s=unknown (no --server-pid)"),
+    }
+    // Listeners use SO_REUSEPORT, so a second server left on the port
+    // silently takes connections; the measured process then looks idle.
+    if server_cpu_s.is_some_and(|cpu| cpu < 0.01 * seconds) && phase.ops > 0 {
+        println!(
+            "warning: the server process was nearly idle; is another process serving this port?"
+        );
     }
     println!(
         "client_cpu_s={client_cpu_s:.2} client_cpu_util={:.2}",
