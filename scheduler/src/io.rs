@@ -192,14 +192,16 @@ pub async fn list_directory(dir: &Path) -> io::Result<Vec<DirEntry>> {
 /// reads) a non-empty probe file there before anything else is opened, so
 /// glommio's first-open device probe sees data instead of an empty file.
 /// Call it once per shard and directory, before any other DMA open.
-pub async fn prepare_device(dir: &Path) -> io::Result<()> {
+/// Returns the direct-IO alignment of files in `dir`.
+pub async fn prepare_device(dir: &Path) -> io::Result<u64> {
     let probe = dir.join(PROBE_FILE_NAME);
     let probe_for_write = probe.clone();
     crate::spawn_blocking(move || write_probe_file(&probe_for_write)).await?;
     let file = DmaFile::open(&probe).await?;
+    let alignment = file.alignment();
     let read = file.read_at(0, PROBE_FILE_BYTES).await;
     file.close().await?;
-    read.map(drop)
+    read.map(|_| alignment)
 }
 
 /// Writes the probe file with buffered IO unless it already has its size.
