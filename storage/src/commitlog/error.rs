@@ -29,7 +29,11 @@ pub enum CommitlogError {
 }
 
 impl CommitlogError {
-    pub(crate) fn io(operation: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
+    pub(crate) fn io(
+        operation: &'static str,
+        path: &std::path::Path,
+        error: std::io::Error,
+    ) -> Self {
         CommitlogError::Io {
             operation,
             path: path.display().to_string(),

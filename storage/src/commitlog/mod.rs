@@ -411,8 +411,14 @@ impl Inner {
     fn reserve(
         &self,
         payload: &[u8],
-    ) -> Result<(ReplayPosition, u64, Option<(SpacePressureCallback, ReplayPosition)>), CommitlogError>
-    {
+    ) -> Result<
+        (
+            ReplayPosition,
+            u64,
+            Option<(SpacePressureCallback, ReplayPosition)>,
+        ),
+        CommitlogError,
+    > {
         let mut state = self.state.borrow_mut();
         state.check_writable()?;
         let mut pressure = None;
@@ -518,7 +524,11 @@ impl State {
         assert!(self.live.insert(next_id), "segment ids are used once");
         let before = self.space_pressure(inner)?;
         self.stats.space_pressure_signals += 1;
-        tracing::debug!(shard = inner.shard, ?before, "commitlog over its total space");
+        tracing::debug!(
+            shard = inner.shard,
+            ?before,
+            "commitlog over its total space"
+        );
         Some((self.on_space_pressure.clone()?, before))
     }
 

@@ -65,7 +65,10 @@ impl<'a, F: FnMut(ReplayPosition, &[u8])> SegmentScanner<'a, F> {
         match decode_block(block, self.scan.segment_id, index) {
             BlockState::Valid(header) => {
                 let used = usize::from(header.used);
-                self.valid(header, &block[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + used]);
+                self.valid(
+                    header,
+                    &block[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + used],
+                );
             }
             BlockState::Unwritten => {
                 self.break_stream();
@@ -122,10 +125,7 @@ impl<'a, F: FnMut(ReplayPosition, &[u8])> SegmentScanner<'a, F> {
                 Some(carried) => carried,
                 None => (self.offset_of(block_index, at), Vec::new()),
             };
-            let wanted = frame_bytes_wanted(&bytes);
-            let take = (wanted - bytes.len()).min(payload.len() - at);
-            bytes.extend_from_slice(&payload[at..at + take]);
-            at += take;
+            take_wanted(&mut bytes, payload, &mut at);
             if bytes.len() >= FRAME_HEADER_BYTES {
                 let len = le_u32(&bytes[0..4]) as usize;
                 if len > self.max_entry_bytes {
@@ -133,6 +133,7 @@ impl<'a, F: FnMut(ReplayPosition, &[u8])> SegmentScanner<'a, F> {
                     self.scan.corrupt_entries += 1;
                     return;
                 }
+                take_wanted(&mut bytes, payload, &mut at);
             }
             if complete(&bytes) {
                 self.emit_frame(start, &bytes);
@@ -162,6 +163,13 @@ impl<'a, F: FnMut(ReplayPosition, &[u8])> SegmentScanner<'a, F> {
     fn offset_of(&self, block_index: u32, at: usize) -> u64 {
         (block_index as usize * self.block_bytes + BLOCK_HEADER_BYTES + at) as u64
     }
+}
+
+/// Moves as many of the frame's missing bytes from `payload[*at..]` as it has.
+fn take_wanted(bytes: &mut Vec<u8>, payload: &[u8], at: &mut usize) {
+    let take = (frame_bytes_wanted(bytes) - bytes.len()).min(payload.len() - *at);
+    bytes.extend_from_slice(&payload[*at..*at + take]);
+    *at += take;
 }
 
 /// Total bytes the frame gathered so far will have (header first).
@@ -226,7 +234,10 @@ pub async fn replay_directory(
     let mut segments = Vec::new();
     for entry in entries {
         match segment::parse_name(&entry.name) {
-            Some(SegmentName::Segment { shard: s, segment_id }) if s == shard && entry.is_file => {
+            Some(SegmentName::Segment {
+                shard: s,
+                segment_id,
+            }) if s == shard && entry.is_file => {
                 segments.push((segment_id, entry.path));
             }
             Some(SegmentName::Temporary { shard: s }) if s == shard => {
@@ -281,7 +292,11 @@ fn account(scans: &[SegmentScan], stats: &mut ReplayStats) {
             );
         }
         if judgement.torn_blocks > 0 {
-            tracing::debug!(segment = scan.segment_id, blocks = judgement.torn_blocks, "torn commitlog tail");
+            tracing::debug!(
+                segment = scan.segment_id,
+                blocks = judgement.torn_blocks,
+                "torn commitlog tail"
+            );
         }
         stats.segments_replayed += 1;
         stats.entries_replayed += scan.entries;
@@ -326,7 +341,10 @@ async fn scan_file(
 ) -> Result<SegmentOutcome, CommitlogError> {
     let io_error = |e| CommitlogError::io("read segment", path, e);
     let file_bytes = file.file_size().await.map_err(io_error)?;
-    let first = file.read_at(0, MAX_IO_BYTES.min(file_bytes as usize).max(file.alignment() as usize)).await;
+    // Direct reads must be aligned even when a torn file's length is not.
+    let alignment = file.alignment() as usize;
+    let first_len = (file_bytes as usize).div_ceil(alignment).max(1) * alignment;
+    let first = file.read_at(0, first_len.min(MAX_IO_BYTES)).await;
     let first = first.map_err(io_error)?;
     let header = match SegmentHeader::decode(&first) {
         Ok(header) => header,
@@ -392,9 +410,10 @@ mod tests {
     }
 
     /// Scans `image` (blocks from index 1) and returns entries and scan.
-    fn scan(image: &[u8]) -> (Vec<(u64, Vec<u8>)>, SegmentScan) {
+    fn scan_image(image: &[u8]) -> (Vec<(u64, Vec<u8>)>, SegmentScan) {
         let mut entries = Vec::new();
-        let mut emit = |p: ReplayPosition, payload: &[u8]| entries.push((p.offset, payload.to_vec()));
+        let mut emit =
+            |p: ReplayPosition, payload: &[u8]| entries.push((p.offset, payload.to_vec()));
         let mut scanner = SegmentScanner::new(&header(), &mut emit);
         for (i, block) in image.chunks(BLOCK).enumerate() {
             scanner.feed(i as u32 + 1, block);
@@ -422,7 +441,7 @@ mod tests {
             image.extend(batch.encode(next_block));
             next_block += batch.blocks();
         }
-        let (entries, scan) = scan(&image);
+        let (entries, scan) = scan_image(&image);
         assert_eq!(entries, expected);
         assert_eq!(scan.damaged, Vec::<u32>::new());
         assert_eq!(judge(&scan, true), Judgement::default());
@@ -437,14 +456,14 @@ mod tests {
         let mut image = first.encode(1);
         image.extend(second.encode(2));
         image[200] ^= 4;
-        let (entries, scan) = scan(&image);
+        let (entries, scan) = scan_image(&image);
         assert_eq!(entries.len(), 1);
         assert_eq!(judge(&scan, true).corrupt_blocks, 1);
 
         let mut image = first.encode(1);
         image.extend(second.encode(2));
         image[BLOCK + 200] ^= 4;
-        let (entries, scan) = scan(&image);
+        let (entries, scan) = scan_image(&image);
         assert_eq!(entries.len(), 1);
         assert_eq!(judge(&scan, true).torn_blocks, 1);
         assert_eq!(judge(&scan, false).corrupt_blocks, 1);
