@@ -135,6 +135,14 @@ pub struct CommitlogStats {
 /// discarded) to get back under the total-space limit.
 pub type SpacePressureCallback = Rc<dyn Fn(ReplayPosition)>;
 
+/// An appended entry's position and sequence number, and the space-pressure
+/// signal to give once no borrow is held.
+type Reserved = (
+    ReplayPosition,
+    u64,
+    Option<(SpacePressureCallback, ReplayPosition)>,
+);
+
 /// The commitlog of one shard.
 pub struct Commitlog {
     inner: Rc<Inner>,
@@ -408,17 +416,7 @@ impl Inner {
     }
 
     /// Lays the entry out in the open batch, switching segments when full.
-    fn reserve(
-        &self,
-        payload: &[u8],
-    ) -> Result<
-        (
-            ReplayPosition,
-            u64,
-            Option<(SpacePressureCallback, ReplayPosition)>,
-        ),
-        CommitlogError,
-    > {
+    fn reserve(&self, payload: &[u8]) -> Result<Reserved, CommitlogError> {
         let mut state = self.state.borrow_mut();
         state.check_writable()?;
         let mut pressure = None;
@@ -577,7 +575,7 @@ fn block_bytes_for(alignment: u64) -> Result<usize, CommitlogError> {
 fn check_config(config: &Config, block_bytes: usize) -> Result<u32, CommitlogError> {
     let block = block_bytes as u64;
     let blocks = config.segment_bytes / block;
-    if config.segment_bytes % block != 0 || blocks < 4 || blocks > u64::from(u32::MAX) {
+    if !config.segment_bytes.is_multiple_of(block) || blocks < 4 || blocks > u64::from(u32::MAX) {
         return Err(CommitlogError::InvalidConfig {
             reason: format!(
                 "segment size {} must be a multiple of {block} bytes, and 4 to 2^32 blocks",

@@ -382,7 +382,7 @@ fn valid_geometry(header: &SegmentHeader, alignment: u64) -> bool {
     block >= alignment.max(BLOCK_HEADER_BYTES as u64 * 2)
         && block as usize <= MAX_BLOCK_BYTES
         && block.is_power_of_two()
-        && header.segment_bytes % block == 0
+        && header.segment_bytes.is_multiple_of(block)
         && header.segment_bytes / block >= 2
         && header.segment_bytes / block <= u64::from(u32::MAX)
 }
