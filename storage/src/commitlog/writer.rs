@@ -79,8 +79,12 @@ async fn round(
         SyncMode::Periodic(period) => last_sync.elapsed() >= period,
     };
     let requested = std::mem::take(&mut inner.state.borrow_mut().sync_requested);
+    let unsynced = {
+        let state = inner.state.borrow();
+        state.written_seq > state.synced_seq
+    };
     if due || requested || closing {
-        if let Some(open) = current.as_mut() {
+        if let Some(open) = current.as_mut().filter(|_| unsynced) {
             sync(inner, open).await?;
         }
         *last_sync = Instant::now();
