@@ -1,4 +1,5 @@
 //! The storage engine of one shard: types, schema, mutations, memtables.
+pub mod commitlog;
 pub mod database;
 pub mod error;
 pub mod memtable;
