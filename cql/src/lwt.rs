@@ -1095,43 +1095,7 @@ fn column_value(col: &ColumnDef, row: &LiveRow) -> Option<Bytes> {
     if !col.ty.is_multi_cell() {
         return row.cell(col.id).map(|c| c.value.clone());
     }
-    let elements: Vec<(&Bytes, &Bytes)> =
-        row.elements(col.id).map(|(p, c)| (p, &c.value)).collect();
-    if elements.is_empty() {
-        return None;
-    }
-    let bytes = match &col.ty {
-        CqlType::List { .. } => {
-            let items: Vec<Option<&[u8]>> = elements.iter().map(|(_, v)| Some(&v[..])).collect();
-            types::serialize_collection(&items)
-        }
-        CqlType::Set { elem, .. } => {
-            let keys: Vec<Vec<u8>> = elements
-                .iter()
-                .filter_map(|(p, _)| elem.decode_key(&mut &p[..], false).ok())
-                .collect();
-            types::serialize_collection(&keys.iter().map(|k| Some(&k[..])).collect::<Vec<_>>())
-        }
-        CqlType::Map { key, .. } => {
-            let pairs: Vec<(Vec<u8>, &[u8])> = elements
-                .iter()
-                .filter_map(|(p, v)| Some((key.decode_key(&mut &p[..], false).ok()?, &v[..])))
-                .collect();
-            types::serialize_map(&pairs.iter().map(|(k, v)| (&k[..], *v)).collect::<Vec<_>>())
-        }
-        CqlType::Udt(udt) => {
-            let mut fields: Vec<Option<&[u8]>> = vec![None; udt.fields.len()];
-            for (path, value) in &elements {
-                let index = <[u8; 2]>::try_from(&path[..]).map(u16::from_be_bytes);
-                if let Some(slot) = index.ok().and_then(|i| fields.get_mut(usize::from(i))) {
-                    *slot = Some(&value[..]);
-                }
-            }
-            types::serialize_tuple(&fields)
-        }
-        _ => return None,
-    };
-    Some(Bytes::from(bytes))
+    crate::select::multi_cell_value(&col.ty, row, col.id)
 }
 
 // ---------------------------------------------------------------- execute

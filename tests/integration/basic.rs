@@ -1,22 +1,6 @@
 //! Connecting, DDL, DML and semantics through the scylla driver.
-use scylla::client::session::Session;
 
-use crate::harness::{unique_keyspace, TestNode};
-
-async fn create_keyspace(session: &Session, prefix: &str) -> String {
-    let ks = unique_keyspace(prefix);
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE {ks} WITH replication = \
-                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            (),
-        )
-        .await
-        .expect("create keyspace");
-    ks
-}
+use crate::harness::{create_keyspace, TestNode};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connects_and_reads_system_local() {

@@ -1,7 +1,7 @@
 //! Error codes the driver sees for bad statements.
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
-use crate::harness::{unique_keyspace, TestNode};
+use crate::harness::{create_keyspace, TestNode};
 
 fn db_error(error: ExecutionError) -> (DbError, String) {
     match error {
@@ -20,14 +20,7 @@ fn db_error(error: ExecutionError) -> (DbError, String) {
 async fn statement_errors_have_the_right_codes() {
     let node = TestNode::start();
     let session = node.session().await;
-    let ks = unique_keyspace("errors");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(&session, "errors").await;
     session
         .query_unpaged(
             format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v text)"),

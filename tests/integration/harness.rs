@@ -201,3 +201,19 @@ fn signal(child: &Child, sig: &str) {
 pub fn unique_keyspace(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
+
+/// Creates a fresh SimpleStrategy keyspace (replication factor 1) for one test.
+pub async fn create_keyspace(session: &Session, prefix: &str) -> String {
+    let ks = unique_keyspace(prefix);
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE {ks} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            (),
+        )
+        .await
+        .expect("create keyspace");
+    ks
+}

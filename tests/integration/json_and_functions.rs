@@ -2,17 +2,10 @@
 //! and unprepared.
 use scylla::client::session::Session;
 
-use crate::harness::{unique_keyspace, TestNode};
+use crate::harness::{create_keyspace, TestNode};
 
 async fn setup(session: &Session) -> String {
-    let ks = unique_keyspace("json");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(session, "json").await;
     session
         .query_unpaged(
             format!(

@@ -8,20 +8,10 @@ use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::batch::Batch;
 use scylla::value::{CqlValue, Row};
 
-use crate::harness::{unique_keyspace, TestNode};
+use crate::harness::{create_keyspace, TestNode};
 
 async fn setup(session: &Session) -> String {
-    let ks = unique_keyspace("lwt");
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE {ks} WITH replication = \
-                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            (),
-        )
-        .await
-        .expect("create keyspace");
+    let ks = create_keyspace(session, "lwt").await;
     session
         .query_unpaged(
             format!("CREATE TABLE {ks}.t (p int, c int, s int static, v text, PRIMARY KEY (p, c))"),

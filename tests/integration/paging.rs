@@ -2,20 +2,13 @@
 use futures::TryStreamExt;
 use scylla::statement::Statement;
 
-use crate::harness::{unique_keyspace, TestNode};
+use crate::harness::{create_keyspace, TestNode};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_over_ten_thousand_rows() {
     let node = TestNode::start();
     let session = node.session().await;
-    let ks = unique_keyspace("paging");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(&session, "paging").await;
     session
         .query_unpaged(
             format!("CREATE TABLE {ks}.t (p int, c int, v bigint, PRIMARY KEY (p, c))"),
@@ -87,14 +80,7 @@ async fn pages_over_ten_thousand_rows() {
 async fn prepared_statements_expose_partition_key_indexes_and_token() {
     let node = TestNode::start();
     let session = node.session().await;
-    let ks = unique_keyspace("routing");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(&session, "routing").await;
     session
         .query_unpaged(
             format!("CREATE TABLE {ks}.t (a int, b text, v int, PRIMARY KEY ((a, b)))"),

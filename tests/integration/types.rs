@@ -6,20 +6,13 @@ use scylla::value::{
     CqlDate, CqlDecimal, CqlDuration, CqlTime, CqlTimestamp, CqlTimeuuid, CqlVarint,
 };
 
-use crate::harness::{unique_keyspace, TestNode};
+use crate::harness::{create_keyspace, TestNode};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn native_types_round_trip() {
     let node = TestNode::start();
     let session = node.session().await;
-    let ks = unique_keyspace("types");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(&session, "types").await;
     session
         .query_unpaged(
             format!(
@@ -135,14 +128,7 @@ async fn native_types_round_trip() {
 async fn collections_tuples_udts_round_trip_and_clustering_order_follows_type() {
     let node = TestNode::start();
     let session = node.session().await;
-    let ks = unique_keyspace("coll_types");
-    session
-        .query_unpaged(
-            format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
-            (),
-        )
-        .await
-        .expect("keyspace");
+    let ks = create_keyspace(&session, "coll_types").await;
     session
         .query_unpaged(format!("CREATE TYPE {ks}.pt (x int, y text)"), ())
         .await

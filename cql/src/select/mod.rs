@@ -46,6 +46,7 @@ mod selection;
 mod tests;
 
 pub use execute::execute_select;
+pub(crate) use rows::multi_cell_value;
 use {eval::*, paging::*, restrictions::*, rows::*, selection::*};
 
 /// The message of every query that would filter without ALLOW FILTERING.

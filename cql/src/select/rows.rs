@@ -41,7 +41,7 @@ impl RowView<'_> {
 
 /// Reassembles a non-frozen collection or UDT from its element cells; an
 /// empty one is null. Malformed element paths are skipped.
-pub(super) fn multi_cell_value(ty: &CqlType, row: &LiveRow, column: u32) -> Option<Bytes> {
+pub(crate) fn multi_cell_value(ty: &CqlType, row: &LiveRow, column: u32) -> Option<Bytes> {
     let elements: Vec<(&Bytes, &LiveCell)> = row.elements(column).collect();
     if elements.is_empty() {
         return None;
