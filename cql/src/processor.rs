@@ -813,10 +813,14 @@ fn plan_using(plan: &ModifyPlan) -> ast::Using {
 fn partition_key_indexes(table: &TableDef, binds: &BindSpecs) -> Vec<u16> {
     let mut out = Vec::new();
     for col in table.partition_key() {
-        let found = binds.specs.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|(name, ty)| name == &col.name && ty == &col.ty)
-        });
+        let found = binds
+            .receivers
+            .iter()
+            .zip(&binds.specs)
+            .position(|(receiver, spec)| {
+                receiver.as_deref() == Some(col.name.as_str())
+                    && spec.as_ref().is_some_and(|(_, ty)| ty == &col.ty)
+            });
         match found.and_then(|i| u16::try_from(i).ok()) {
             Some(i) => out.push(i),
             None => return Vec::new(),

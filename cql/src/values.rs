@@ -52,7 +52,11 @@ pub struct EvalContext<'a> {
 /// The receiver of each bind marker, by marker index.
 #[derive(Debug, Clone, Default)]
 pub struct BindSpecs {
+    /// The name (a named marker's own name, else its receiver's) and type.
     pub specs: Vec<Option<(String, CqlType)>>,
+    /// The receiver each marker binds (the column, for `col = ?` or
+    /// `col = :name`), which decides the partition key indexes.
+    pub receivers: Vec<Option<String>>,
 }
 
 impl BindSpecs {
@@ -60,6 +64,7 @@ impl BindSpecs {
     pub fn new(count: usize) -> Self {
         BindSpecs {
             specs: vec![None; count],
+            receivers: vec![None; count],
         }
     }
 
@@ -68,14 +73,21 @@ impl BindSpecs {
         if let Some(slot) = self.specs.get_mut(index) {
             *slot = Some((name.to_string(), ty.clone()));
         }
+        if let Some(slot) = self.receivers.get_mut(index) {
+            *slot = Some(name.to_string());
+        }
     }
 
     /// Walks `term` as it would be evaluated against `ty`, recording markers.
     pub fn collect(&mut self, term: &Term, name: &str, ty: &CqlType) {
         match term {
             Term::Bind(marker) => {
-                let name = marker.name.as_deref().unwrap_or(name);
-                self.set(marker.index, name, ty)
+                self.set(marker.index, name, ty);
+                if let (Some(own), Some(Some(spec))) =
+                    (&marker.name, self.specs.get_mut(marker.index))
+                {
+                    spec.0 = own.clone();
+                }
             }
             Term::List(items) | Term::Set(items) => {
                 if let Some(elem) = element_type(ty) {
