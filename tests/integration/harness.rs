@@ -20,27 +20,50 @@ pub struct TestNode {
     extra_args: Vec<String>,
 }
 
-/// A port nobody listens on right now.
+/// A port reserved for one test node.
 ///
-/// Tessera listens with SO_REUSEPORT, so two test nodes handed the same
-/// port would silently share it. Ports therefore come from a block of this
-/// test process's own (by pid), below the kernel's ephemeral range, and
-/// each is checked free before use.
-pub fn free_port() -> u16 {
+/// Tessera listens with SO_REUSEPORT, so two nodes given the same port would
+/// silently share it. A reservation is a socket bound (not listening) to the
+/// port with SO_REUSEPORT: the node, which sets SO_REUSEPORT too, can still
+/// bind it, while any other test looking for a free port (a plain bind)
+/// fails on it for as long as the reservation lives, restarts included.
+pub struct PortReservation {
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+/// Reserves a free port below the kernel's ephemeral range.
+pub fn reserve_port() -> PortReservation {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     const BASE: u32 = 10_000;
-    const BLOCKS: u32 = 1_300;
-    const BLOCK_SIZE: u32 = 16;
-    let block = std::process::id() % BLOCKS;
+    const SPAN: u32 = 20_000;
+    let start = std::process::id().wrapping_mul(64) % SPAN;
     loop {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Past our own block, fall back to blocks further on.
-        let port = BASE + ((block + n / BLOCK_SIZE) % BLOCKS) * BLOCK_SIZE + n % BLOCK_SIZE;
-        let port = u16::try_from(port).expect("ports stay below 32768");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let port = u16::try_from(BASE + (start + n) % SPAN).expect("ports stay below 30000");
+        // A plain bind first: it fails if anyone (a reservation included) holds the port.
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if socket.bind(&addr.into()).is_ok() {
+            return PortReservation {
+                port,
+                _socket: socket,
+            };
         }
     }
+}
+
+/// A free port, reserved until the test process ends.
+pub fn free_port() -> u16 {
+    let reservation = reserve_port();
+    let port = reservation.port;
+    std::mem::forget(reservation);
+    port
 }
 
 impl TestNode {

@@ -15,24 +15,35 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-_next_port = [0]
+_reservations = []
 
 
 def free_port():
-    # tessera listens with SO_REUSEPORT, so two nodes handed one port would
-    # share it: take ports from this process's own block below the ephemeral
-    # range (as the Rust harness does) and check each is free.
-    block = os.getpid() % 1300
+    # tessera listens with SO_REUSEPORT, so two nodes given one port would
+    # share it. Reserve each port with a bound (not listening) SO_REUSEPORT
+    # socket held for the whole session: the node can still bind it, any
+    # other test's plain bind fails on it (the Rust harness does the same).
     while True:
-        n = _next_port[0]
-        _next_port[0] += 1
-        port = 10000 + ((block + n // 16) % 1300) * 16 + n % 16
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port >= 32768:
+            # Stay below the ephemeral range the kernel hands to clients.
+            port = 10000 + port % 20000
+        try:
+            with socket.socket() as plain:
+                plain.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        held = socket.socket()
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            held.bind(("127.0.0.1", port))
+        except OSError:
+            held.close()
+            continue
+        _reservations.append(held)
+        return port
 
 
 class Node:

@@ -206,8 +206,13 @@ impl SelectPlan {
             FilterValue::Term(t) => ValuesPlan::Eq(t.clone()),
             FilterValue::In(v) => ValuesPlan::In(v.clone()),
         };
-        let values = eval_values(&plan, &ty, ctx, &what)
-            .map_err(|_| invalid(format!("Unsupported null value for {what}")))?;
+        let values = eval_values(&plan, &ty, ctx, &what).map_err(|e| match e {
+            // Filters word a null as Cassandra does; unset and other errors stay as they are.
+            CqlError::Invalid(m) if m.starts_with("Invalid null value") => {
+                invalid(format!("Unsupported null value for {what}"))
+            }
+            other => other,
+        })?;
         let values = values
             .into_iter()
             .map(|v| {

@@ -177,10 +177,15 @@ impl CqlType {
             }
             CqlType::Varint => int().map(|v| v.to_signed_bytes_be()),
             CqlType::Decimal | CqlType::Float | CqlType::Double => return self.float_literal(s),
-            CqlType::Date => fit(int()).and_then(|v| {
-                u32::try_from(v)
+            CqlType::Date => int().and_then(|v| {
+                u32::try_from(&v)
                     .map(|d| d.to_be_bytes().to_vec())
-                    .map_err(|_| self.out_of_range(s))
+                    .map_err(|_| {
+                        self.unparsable(
+                            s,
+                            format!("Unable to make unsigned int (for date) from: '{s}'"),
+                        )
+                    })
             }),
             CqlType::Time => self.time_bytes(s),
             _ => return None,

@@ -59,7 +59,7 @@ fn integers() {
     ));
     assert!(fails(&CqlType::Date, &int("-1"))
         .to_string()
-        .contains("out of range"));
+        .contains("unsigned int"));
     assert!(fails(&CqlType::Time, &int("86400000000000"))
         .to_string()
         .contains("time out"));
