@@ -532,7 +532,7 @@ impl QueryProcessor {
                         modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
                     all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
                 }
-                let warnings = batch_warnings(&all);
+                let warnings = batch_warnings(&all)?;
                 with_deadline(write_limit, true, async {
                     Ok(self.proxy.mutate(all).await?)
                 })
@@ -608,7 +608,7 @@ impl QueryProcessor {
             let params = modify::write_params(plan.using(), &plan.table, &ctx, timestamp)?;
             all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
         }
-        let warnings = batch_warnings(&all);
+        let warnings = batch_warnings(&all)?;
         with_deadline(self.config.write_timeout, true, async {
             Ok(self.proxy.mutate(all).await?)
         })
@@ -747,20 +747,30 @@ async fn apply_schema_statement(
 /// `batch_size_warn_threshold_in_kb` default.
 const BATCH_SIZE_WARN_BYTES: usize = 5 * 1024;
 
-/// The client warnings a batch of `mutations` earns.
-fn batch_warnings(mutations: &[storage::model::Mutation]) -> Vec<String> {
+/// Batches larger than this are refused, as Cassandra's
+/// `batch_size_fail_threshold_in_kb` default.
+const BATCH_SIZE_FAIL_BYTES: usize = 50 * 1024;
+
+/// The client warnings a batch of `mutations` earns, or its refusal when
+/// it is over the fail threshold.
+fn batch_warnings(mutations: &[storage::model::Mutation]) -> Result<Vec<String>, CqlError> {
     let size: usize = mutations.iter().map(|m| m.size_bytes()).sum();
+    if size > BATCH_SIZE_FAIL_BYTES {
+        return Err(invalid(format!(
+            "Batch too large: {size} bytes, over the {BATCH_SIZE_FAIL_BYTES}-byte limit"
+        )));
+    }
     if size <= BATCH_SIZE_WARN_BYTES {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let kib = |bytes: usize| bytes as f64 / 1024.0;
-    vec![format!(
+    Ok(vec![format!(
         "Batch modifying {} partitions is of size {:.1}KiB, exceeding specified threshold of {:.1}KiB by {:.1}KiB.",
         mutations.len(),
         kib(size),
         kib(BATCH_SIZE_WARN_BYTES),
         kib(size - BATCH_SIZE_WARN_BYTES)
-    )]
+    )])
 }
 
 /// Runs `future` within `limit`; a request past it fails with a timeout.

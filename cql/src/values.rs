@@ -267,7 +267,27 @@ fn to_literal(term: &Term, ty: &CqlType, ctx: &EvalContext<'_>) -> Result<Litera
         })
     };
     Ok(match (term, ty) {
-        (Term::Constant(c), _) => constant_literal(c),
+        (Term::Constant(c), _) => {
+            // A quoted string is a value of the string-like types only;
+            // Cassandra refuses it for numbers, uuids, blobs and durations.
+            let string_like = matches!(
+                ty,
+                CqlType::Ascii
+                    | CqlType::Text
+                    | CqlType::Inet
+                    | CqlType::Timestamp
+                    | CqlType::Date
+                    | CqlType::Time
+            );
+            if c.kind == ConstantKind::String && !string_like {
+                return Err(invalid(format!(
+                    "Invalid STRING constant ({}) for type {}",
+                    c.text,
+                    ty.cql_name()
+                )));
+            }
+            constant_literal(c)
+        }
         (Term::List(items), _) | (Term::Set(items), _) => {
             let elem = element_type(ty).ok_or_else(|| describe_mismatch(term, ty))?;
             let items = items
