@@ -251,9 +251,93 @@ fn bound_value(
                     marker.name.as_deref().unwrap_or("?")
                 ))
             })?;
-            Ok(Evaluated::Value(bytes.clone()))
+            if !holds_set_or_map(ty) {
+                return Ok(Evaluated::Value(bytes.clone()));
+            }
+            Ok(Evaluated::Value(Bytes::from(normalize(ty, bytes)?)))
         }
     }
+}
+
+/// Whether values of `ty` may hold a set or map somewhere inside.
+fn holds_set_or_map(ty: &CqlType) -> bool {
+    match ty {
+        CqlType::Set { .. } | CqlType::Map { .. } => true,
+        CqlType::List { elem, .. } => holds_set_or_map(elem),
+        CqlType::Tuple(items) => items.iter().any(holds_set_or_map),
+        CqlType::Udt(udt) => udt.fields.iter().any(|(_, t)| holds_set_or_map(t)),
+        _ => false,
+    }
+}
+
+/// The canonical serialization of a bound value: set elements and map keys
+/// sorted by their type's order and deduplicated, at every depth. A client
+/// may send `{2, 1}`; stored, compared and used as a key it must equal the
+/// literal `{1, 2}`.
+fn normalize(ty: &CqlType, value: &[u8]) -> Result<Vec<u8>, CqlError> {
+    use storage::types::{
+        parse_collection, parse_map, parse_tuple, serialize_collection, serialize_map,
+        serialize_tuple,
+    };
+    Ok(match ty {
+        CqlType::Set { elem, .. } => {
+            let mut items = parse_collection(value)?
+                .into_iter()
+                .map(|v| normalize(elem, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            items.sort_by(|a, b| elem.compare(a, b));
+            items.dedup_by(|a, b| elem.compare(a, b) == std::cmp::Ordering::Equal);
+            serialize_collection(&items.iter().map(|v| Some(&v[..])).collect::<Vec<_>>())
+        }
+        CqlType::Map {
+            key,
+            value: value_ty,
+            ..
+        } => {
+            let mut pairs = parse_map(value)?
+                .into_iter()
+                .map(|(k, v)| Ok((normalize(key, k)?, normalize(value_ty, v)?)))
+                .collect::<Result<Vec<_>, CqlError>>()?;
+            // A stable sort keeps duplicates in arrival order; the last one wins.
+            pairs.sort_by(|a, b| key.compare(&a.0, &b.0));
+            let mut unique: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                match unique.last_mut() {
+                    Some(last) if key.compare(&last.0, &pair.0) == std::cmp::Ordering::Equal => {
+                        *last = pair
+                    }
+                    _ => unique.push(pair),
+                }
+            }
+            serialize_map(
+                &unique
+                    .iter()
+                    .map(|(k, v)| (&k[..], &v[..]))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        CqlType::List { elem, .. } => {
+            let items = parse_collection(value)?
+                .into_iter()
+                .map(|v| normalize(elem, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            serialize_collection(&items.iter().map(|v| Some(&v[..])).collect::<Vec<_>>())
+        }
+        CqlType::Tuple(_) | CqlType::Udt(_) => {
+            let types: Vec<&CqlType> = match ty {
+                CqlType::Tuple(items) => items.iter().collect(),
+                CqlType::Udt(udt) => udt.fields.iter().map(|(_, t)| t).collect(),
+                _ => Vec::new(),
+            };
+            let fields = parse_tuple(value)?
+                .into_iter()
+                .zip(types)
+                .map(|(field, t)| field.map(|v| normalize(t, v)).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            serialize_tuple(&fields.iter().map(|f| f.as_deref()).collect::<Vec<_>>())
+        }
+        _ => value.to_vec(),
+    })
 }
 
 /// Builds the literal for `term`; nested terms (which may hold markers or
@@ -376,4 +460,41 @@ fn call_function(
     ctx: &EvalContext<'_>,
 ) -> Result<Evaluated, CqlError> {
     crate::functions::call_scalar(name, args, ty, ctx)
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+    use storage::types::serialize_collection;
+
+    fn int(v: i32) -> Vec<u8> {
+        v.to_be_bytes().to_vec()
+    }
+
+    #[test]
+    fn bound_sets_are_sorted_and_deduplicated_like_literals() {
+        let ty = CqlType::set(CqlType::Int, true);
+        let (two, one) = (int(2), int(1));
+        let bound = serialize_collection(&[Some(&two[..]), Some(&one[..]), Some(&two[..])]);
+        let values = [Value::Bytes(Bytes::from(bound))];
+        let ctx = EvalContext {
+            values: &values,
+            now_micros: 0,
+        };
+        let marker = Term::Bind(ast::BindMarker {
+            index: 0,
+            name: None,
+        });
+        let literal = ty
+            .literal_to_value(&Literal::Set(vec![
+                Literal::Integer("1".into()),
+                Literal::Integer("2".into()),
+            ]))
+            .expect("literal")
+            .expect("not null");
+        assert_eq!(
+            eval(&marker, &ty, &ctx).expect("binds"),
+            Evaluated::Value(literal)
+        );
+    }
 }
