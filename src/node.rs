@@ -22,7 +22,7 @@ use scheduler::{run_shards, ShardSetConfig};
 use serde::{Deserialize, Serialize};
 use storage::schema::Schema;
 
-use crate::config::Config;
+use crate::config::{CommitlogSync, Config};
 use crate::metrics::{self, MetricsRegistry, MetricsServer, ShardMetrics, StatementKind};
 
 /// How long a stopping node waits for requests in flight.
@@ -132,6 +132,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> {
     let config = &shared.config;
     local::init(shared.schema.clone());
+    // Replay before the ready barrier: no shard listens until every shard
+    // has rebuilt its memtables from its log.
+    open_commitlog(shard, config).await?;
     let proxy = StorageProxy::new(shared.shard_count);
     let processor = Rc::new(QueryProcessor::new(
         proxy,
@@ -198,7 +201,59 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     }
     drop(acceptors);
     server.stop(STOP_GRACE).await;
+    // Requests are done: make everything they appended durable.
+    local::close_commitlog()
+        .await
+        .context("close the commitlog")?;
     Ok(())
+}
+
+/// Opens this shard's commitlog in the commitlog directory (segment names
+/// carry the shard id) and replays it into the memtables.
+async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
+    let shard_id = u32::try_from(shard).context("shard id fits in u32")?;
+    let started = std::time::Instant::now();
+    let summary = local::open_commitlog(
+        &config.commitlog_directory,
+        shard_id,
+        commitlog_config(config),
+    )
+    .await
+    .with_context(|| format!("open commitlog in {}", config.commitlog_directory.display()))?;
+    tracing::info!(
+        shard,
+        segments = summary.log.segments_replayed,
+        entries = summary.log.entries_replayed,
+        bytes = summary.log.bytes_replayed,
+        mutations_applied = summary.mutations_applied,
+        dropped_table_mutations = summary.unknown_table_skipped,
+        undecodable = summary.undecodable,
+        corrupt_blocks = summary.log.corrupt_blocks,
+        torn_blocks = summary.log.torn_blocks,
+        corrupt_entries = summary.log.corrupt_entries,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "commitlog replayed"
+    );
+    Ok(())
+}
+
+/// The commitlog settings of the node's configuration.
+fn commitlog_config(config: &Config) -> storage::commitlog::Config {
+    use storage::commitlog::{Config as LogConfig, SyncMode};
+    let sync = match config.commitlog_sync {
+        CommitlogSync::Batch => SyncMode::Batch,
+        CommitlogSync::Periodic => {
+            SyncMode::Periodic(Duration::from_millis(config.commitlog_sync_period_in_ms))
+        }
+    };
+    let defaults = LogConfig::default();
+    LogConfig {
+        segment_bytes: config.commitlog_segment_size_in_mb << 20,
+        sync,
+        total_space_bytes: config
+            .commitlog_total_space_in_mb
+            .map_or(defaults.total_space_bytes, |mb| mb << 20),
+    }
 }
 
 fn refresh_gauges(metrics: &ShardMetrics) {

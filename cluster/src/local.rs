@@ -1,14 +1,25 @@
-//! The state one shard owns: its [`Database`] and its copy of the schema.
+//! The state one shard owns: its [`Database`], its [`Commitlog`] and its
+//! copy of the schema.
+//!
+//! Writes are durable through the commitlog: [`log_mutations`] appends a
+//! mutation's binary form before the caller applies it to the memtable, and
+//! [`open_commitlog`] rebuilds the memtables at start by replaying the log.
+//! There is no flush to SSTables yet, so no segment is ever discarded and
+//! replay reads every write the shard ever took.
 //!
 //! It lives in a thread local because a shard is a thread: jobs sent by
 //! other shards with `scheduler::smp::submit_to` find it here. Nothing in it
 //! is shared with another shard; the schema snapshot is an immutable `Arc`
 //! that every shard holds its own reference to.
 use std::cell::{Cell, RefCell};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use futures_util::future::join_all;
+use storage::commitlog::{self, Commitlog, CommitlogError, ReplayPosition, ReplayStats};
 use storage::database::Database;
+use storage::model::Mutation;
 use storage::schema::Schema;
 
 /// One shard's replica state.
@@ -16,6 +27,22 @@ pub struct LocalShard {
     db: RefCell<Database>,
     schema: RefCell<Arc<Schema>>,
     stats: Cell<ProxyStats>,
+    /// `None` until [`open_commitlog`] (and in tests that need no
+    /// durability): writes are then memtable-only.
+    commitlog: RefCell<Option<Rc<Commitlog>>>,
+}
+
+/// What replaying the commitlog at start did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// What the commitlog found on disk.
+    pub log: ReplayStats,
+    /// Mutations applied to the memtables.
+    pub mutations_applied: u64,
+    /// Mutations of tables no longer in the schema (dropped), skipped.
+    pub unknown_table_skipped: u64,
+    /// Entries that did not decode as a mutation (logged), skipped.
+    pub undecodable: u64,
 }
 
 /// What this shard's coordinator did, for metrics.
@@ -43,6 +70,7 @@ pub fn init(schema: Arc<Schema>) {
             db: RefCell::new(db),
             schema: RefCell::new(schema),
             stats: Cell::new(ProxyStats::default()),
+            commitlog: RefCell::new(None),
         }))
     });
 }
@@ -98,5 +126,85 @@ pub fn set_schema(new: Arc<Schema>) {
         if new.table_by_id(table.id).is_none() {
             let _ = db.drop_table(table.id);
         }
+    }
+}
+
+/// Opens this shard's commitlog (segments named for `shard` in `dir`),
+/// replays it into the memtables, and makes every later [`log_mutations`]
+/// append to it. Runs once at start, before the shard serves requests.
+pub async fn open_commitlog(
+    dir: &Path,
+    shard: u32,
+    config: commitlog::Config,
+) -> Result<ReplaySummary, CommitlogError> {
+    let mut summary = ReplaySummary::default();
+    let mut apply = |position: ReplayPosition, payload: &[u8]| {
+        replay_entry(&mut summary, position, payload);
+    };
+    let (log, stats) = Commitlog::open_with(dir, shard, config, &mut apply).await?;
+    summary.log = stats;
+    *local().commitlog.borrow_mut() = Some(Rc::new(log));
+    Ok(summary)
+}
+
+fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: &[u8]) {
+    let mutation = match Mutation::decode(payload) {
+        Ok(mutation) => mutation,
+        Err(error) => {
+            summary.undecodable += 1;
+            tracing::error!(
+                segment = position.segment_id,
+                offset = position.offset,
+                %error,
+                "commitlog entry is not a mutation; skipped"
+            );
+            return;
+        }
+    };
+    // The schema was loaded before replay: a table missing from it was
+    // dropped after the write, and its data must not come back.
+    if schema().table_by_id(mutation.table).is_none() {
+        summary.unknown_table_skipped += 1;
+        return;
+    }
+    match with_db(|db| db.apply(&mutation)) {
+        Ok(()) => summary.mutations_applied += 1,
+        Err(_) => summary.unknown_table_skipped += 1,
+    }
+}
+
+/// Appends `mutations` to this shard's commitlog and waits as its sync mode
+/// says: in batch mode until they are durable, in periodic mode not at all.
+/// The appends are issued together so that they share one group commit.
+/// Without a commitlog (not opened) this does nothing.
+pub async fn log_mutations(mutations: &[Mutation]) -> Result<(), CommitlogError> {
+    let Some(log) = local().commitlog.borrow().clone() else {
+        return Ok(());
+    };
+    let payloads: Vec<Vec<u8>> = mutations.iter().map(Mutation::encode).collect();
+    let appends = payloads.iter().map(|payload| log.append(payload));
+    join_all(appends)
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(drop))
+}
+
+/// This shard's commitlog counters, if it has one.
+pub fn commitlog_stats() -> Option<commitlog::CommitlogStats> {
+    local().commitlog.borrow().as_ref().map(|log| log.stats())
+}
+
+/// Syncs and closes this shard's commitlog (the stop path). Writes arriving
+/// afterwards are memtable-only and lost at exit, so call it once requests
+/// have stopped.
+pub async fn close_commitlog() -> Result<(), CommitlogError> {
+    let Some(log) = local().commitlog.borrow_mut().take() else {
+        return Ok(());
+    };
+    match Rc::try_unwrap(log) {
+        Ok(log) => log.close().await,
+        // A request still holds it: make what it appended durable; the
+        // writer stops when the last handle is dropped.
+        Err(shared) => shared.sync().await,
     }
 }

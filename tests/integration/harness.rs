@@ -159,6 +159,22 @@ impl TestNode {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL (no chance to sync or clean up) and
+    /// waits for it to die: a crash, as far as the data on disk can tell.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data and ports after
+    /// [`TestNode::kill9`] (or [`TestNode::stop`]).
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
     /// Lines of the log at WARN or ERROR level.
     pub fn log_problems(&self) -> Vec<String> {
         BufReader::new(self.log().as_bytes())

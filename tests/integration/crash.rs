@@ -1,0 +1,173 @@
+//! Durability: acknowledged writes survive `kill -9` (commitlog in batch
+//! mode) and a clean stop (periodic mode, synced on SIGTERM).
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scylla::client::session::Session;
+
+use crate::harness::{unique_keyspace, TestNode};
+
+const WRITERS: i32 = 8;
+/// Keys of writer `w` are `w * KEYS_PER_WRITER + i`.
+const KEYS_PER_WRITER: i32 = 10_000_000;
+
+async fn create_table(session: &Session) -> String {
+    let ks = unique_keyspace("crash");
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE {ks} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            (),
+        )
+        .await
+        .expect("create keyspace");
+    session
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.t (pk int PRIMARY KEY, v text, n bigint)"),
+            (),
+        )
+        .await
+        .expect("create table");
+    ks
+}
+
+/// The value written under `key`: distinct per key, long enough to span
+/// commitlog blocks now and then.
+fn value_of(key: i32) -> (String, i64) {
+    let text = format!("value-{key}-{}", "x".repeat((key % 300) as usize));
+    (text, i64::from(key) * 7 - 3)
+}
+
+/// Inserts consecutive keys until a write fails; records each key whose
+/// write was acknowledged.
+async fn writer(session: Arc<Session>, ks: String, w: i32, acked: Arc<Mutex<Vec<i32>>>) {
+    let insert = format!("INSERT INTO {ks}.t (pk, v, n) VALUES (?, ?, ?)");
+    let Ok(prepared) = session.prepare(insert).await else {
+        return;
+    };
+    for i in 0.. {
+        let key = w * KEYS_PER_WRITER + i;
+        let (text, n) = value_of(key);
+        let write = session.execute_unpaged(&prepared, (key, text, n));
+        match tokio::time::timeout(Duration::from_secs(5), write).await {
+            Ok(Ok(_)) => acked.lock().expect("not poisoned").push(key),
+            _ => return,
+        }
+    }
+}
+
+/// Reads `keys` back (a few at a time) and returns what each holds.
+async fn read_back(session: &Session, ks: &str, keys: &[i32]) -> BTreeMap<i32, (String, i64)> {
+    let select = session
+        .prepare(format!("SELECT v, n FROM {ks}.t WHERE pk = ?"))
+        .await
+        .expect("prepare select");
+    let mut found = BTreeMap::new();
+    for chunk in keys.chunks(64) {
+        let reads = chunk.iter().map(|&key| {
+            let select = &select;
+            async move {
+                let rows = session
+                    .execute_unpaged(select, (key,))
+                    .await
+                    .expect("select")
+                    .into_rows_result()
+                    .expect("rows");
+                let row: Option<(String, i64)> = rows.maybe_first_row().expect("typed row");
+                (key, row)
+            }
+        });
+        for (key, row) in futures::future::join_all(reads).await {
+            if let Some(row) = row {
+                found.insert(key, row);
+            }
+        }
+    }
+    found
+}
+
+/// A pseudo-random delay in `low..high` ms (the clock's nanoseconds).
+fn random_delay(low: u64, high: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_millis(low + nanos % (high - low))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_kill_9_in_batch_mode() {
+    let mut node = TestNode::start_with(2, &["--commitlog-sync", "batch"]);
+    let session = Arc::new(node.session().await);
+    let ks = create_table(&session).await;
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(writer(session.clone(), ks.clone(), w, acked.clone())))
+        .collect();
+    tokio::time::sleep(random_delay(300, 1500)).await;
+    node.kill9();
+    for task in writers {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("writers stop once the server is gone")
+            .expect("writer task");
+    }
+    drop(session);
+    let acked = std::mem::take(&mut *acked.lock().expect("not poisoned"));
+    assert!(
+        !acked.is_empty(),
+        "no write was acknowledged before the kill"
+    );
+
+    node.relaunch();
+    assert!(node.log().contains("commitlog replayed"), "{}", node.log());
+    let session = node.session().await;
+    let found = read_back(&session, &ks, &acked).await;
+    let lost: Vec<i32> = acked
+        .iter()
+        .copied()
+        .filter(|k| found.get(k) != Some(&value_of(*k)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost or wrong after kill -9, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_survive_a_clean_restart_in_periodic_mode() {
+    let mut node = TestNode::start();
+    let session = node.session().await;
+    let ks = create_table(&session).await;
+    let insert = session
+        .prepare(format!("INSERT INTO {ks}.t (pk, v, n) VALUES (?, ?, ?)"))
+        .await
+        .expect("prepare");
+    let keys: Vec<i32> = (0..200).collect();
+    for &key in &keys {
+        let (text, n) = value_of(key);
+        session
+            .execute_unpaged(&insert, (key, text, n))
+            .await
+            .expect("insert");
+    }
+    session
+        .query_unpaged(format!("DELETE FROM {ks}.t WHERE pk = 7"), ())
+        .await
+        .expect("delete");
+    drop(session);
+    // The sync period (10 s) has not passed: only the sync on SIGTERM
+    // makes these durable.
+    node.restart();
+    let session = node.session().await;
+    let found = read_back(&session, &ks, &keys).await;
+    for key in keys {
+        let expected = (key != 7).then(|| value_of(key));
+        assert_eq!(found.get(&key), expected.as_ref(), "key {key}");
+    }
+}
