@@ -121,6 +121,7 @@ async fn acknowledged_writes_survive_kill_9_in_batch_mode() {
         "no write was acknowledged before the kill"
     );
 
+    eprintln!("{} writes acknowledged before kill -9", acked.len());
     node.relaunch();
     assert!(node.log().contains("commitlog replayed"), "{}", node.log());
     let session = node.session().await;

@@ -161,10 +161,27 @@ impl TestNode {
 
     /// Kills the server with SIGKILL (no chance to sync or clean up) and
     /// waits for it to die: a crash, as far as the data on disk can tell.
+    ///
+    /// The kernel tears a dead process's io_uring down in the background,
+    /// and the listening sockets it holds may accept connections for a
+    /// moment after the process is reaped; this also waits for them to
+    /// close, so that a relaunched server is not mistaken for listening.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ports = [self.cql_port, self.shard_aware_port, self.prometheus_port];
+        while ports
+            .iter()
+            .any(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the killed server's sockets stay open"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
