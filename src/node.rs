@@ -65,6 +65,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("create directory {}", dir.display()))?;
     }
     let schema = migration::load_schema(&data_dir).context("load schema")?;
+    check_commitlog_shards(&config.commitlog_directory, config.effective_smp() as usize)?;
     let identity = load_identity(&data_dir, config.num_tokens)?;
     let shard_count = config.effective_smp() as usize;
     let rpc_address: IpAddr = config
@@ -237,6 +238,43 @@ async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses to start when the commitlog was written by a different number
+/// of shards. Each shard replays only its own segments, and which shard
+/// owns a token depends on the shard count: with another count, replayed
+/// writes would land on shards that never read them, or not be replayed.
+fn check_commitlog_shards(dir: &Path, shard_count: usize) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
+    };
+    let mut highest: Option<usize> = None;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("list {}", dir.display()))?;
+        if let Some(shard) = segment_shard(&entry.file_name().to_string_lossy()) {
+            highest = highest.max(Some(shard));
+        }
+    }
+    match highest {
+        Some(highest) if highest + 1 != shard_count => anyhow::bail!(
+            "the commitlog in {} was written by {} shards but the node starts {shard_count}; \
+             start with --smp {} (changing the shard count needs SSTables, not there yet)",
+            dir.display(),
+            highest + 1,
+            highest + 1
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The shard id in a commitlog segment's name, `CommitLog-<shard>-<id>.log`.
+fn segment_shard(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("CommitLog-")?.strip_suffix(".log")?;
+    let (shard, id) = rest.split_once('-')?;
+    id.parse::<u64>().ok()?;
+    shard.parse().ok()
+}
+
 /// The commitlog settings of the node's configuration.
 fn commitlog_config(config: &Config) -> storage::commitlog::Config {
     use storage::commitlog::{Config as LogConfig, SyncMode};
@@ -384,5 +422,32 @@ impl RequestObserver for Observer {
 
     fn connection_closed(&self) {
         self.0.connection_closed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_give_their_shard() {
+        assert_eq!(segment_shard("CommitLog-3-17.log"), Some(3));
+        assert_eq!(segment_shard("CommitLog-3-17.log.tmp"), None);
+        assert_eq!(segment_shard("CommitLog-x-17.log"), None);
+        assert_eq!(segment_shard(".tessera-dma-probe"), None);
+    }
+
+    #[test]
+    fn a_commitlog_of_another_shard_count_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        assert!(check_commitlog_shards(&dir.path().join("missing"), 2).is_ok());
+        assert!(check_commitlog_shards(dir.path(), 2).is_ok(), "empty");
+        for name in ["CommitLog-0-1.log", "CommitLog-1-1.log", "other.txt"] {
+            std::fs::write(dir.path().join(name), b"").expect("write");
+        }
+        assert!(check_commitlog_shards(dir.path(), 2).is_ok());
+        let error = check_commitlog_shards(dir.path(), 3).expect_err("3 shards refused");
+        assert!(error.to_string().contains("--smp 2"), "{error}");
+        assert!(check_commitlog_shards(dir.path(), 1).is_err());
     }
 }
