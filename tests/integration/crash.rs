@@ -162,8 +162,8 @@ async fn writes_survive_a_clean_restart_in_periodic_mode() {
         .await
         .expect("delete");
     drop(session);
-    // The sync period (10 s) has not passed: only the sync on SIGTERM
-    // makes these durable.
+    // The sync period (10 s) has not passed: the stop path must have
+    // written (and synced) everything acknowledged before exiting.
     node.restart();
     let session = node.session().await;
     let found = read_back(&session, &ks, &keys).await;
