@@ -42,9 +42,11 @@ fn value_of(key: i32) -> (String, i64) {
 }
 
 /// Inserts consecutive keys until a write fails; records each key whose
-/// write was acknowledged.
-async fn writer(session: Arc<Session>, ks: String, w: i32, acked: Arc<Mutex<Vec<i32>>>) {
-    let insert = format!("INSERT INTO {ks}.t (pk, v, n) VALUES (?, ?, ?)");
+/// write was acknowledged. With `lwt`, each insert is conditional (`IF NOT
+/// EXISTS`), taking the compare-and-set path.
+async fn writer(session: Arc<Session>, ks: String, w: i32, lwt: bool, acked: Arc<Mutex<Vec<i32>>>) {
+    let condition = if lwt { " IF NOT EXISTS" } else { "" };
+    let insert = format!("INSERT INTO {ks}.t (pk, v, n) VALUES (?, ?, ?){condition}");
     let Ok(prepared) = session.prepare(insert).await else {
         return;
     };
@@ -99,12 +101,23 @@ fn random_delay(low: u64, high: u64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_writes_survive_kill_9_in_batch_mode() {
+    kill_9_during_writes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_conditional_writes_survive_kill_9_in_batch_mode() {
+    kill_9_during_writes(true).await;
+}
+
+/// 8 writers insert distinct keys; the server is killed at a random moment
+/// and restarted; every acknowledged write must read back exactly.
+async fn kill_9_during_writes(lwt: bool) {
     let mut node = TestNode::start_with(2, &["--commitlog-sync", "batch"]);
     let session = Arc::new(node.session().await);
     let ks = create_table(&session).await;
     let acked = Arc::new(Mutex::new(Vec::new()));
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(session.clone(), ks.clone(), w, acked.clone())))
+        .map(|w| tokio::spawn(writer(session.clone(), ks.clone(), w, lwt, acked.clone())))
         .collect();
     tokio::time::sleep(random_delay(300, 1500)).await;
     node.kill9();
