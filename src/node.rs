@@ -135,7 +135,11 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     local::init(shared.schema.clone());
     // Replay before the ready barrier: no shard listens until every shard
     // has rebuilt its memtables from its log.
-    open_commitlog(shard, config).await?;
+    if let Err(error) = open_commitlog(shard, config).await {
+        // The other shards wait for this one at the ready barrier: stop them.
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(error);
+    }
     let proxy = StorageProxy::new(shared.shard_count);
     let processor = Rc::new(QueryProcessor::new(
         proxy,
@@ -162,6 +166,13 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     // shard-aware port), so no shard listens before every shard can serve.
     shared.ready_shards.fetch_add(1, Ordering::AcqRel);
     while shared.ready_shards.load(Ordering::Acquire) < shared.shard_count {
+        if shared.stop.load(Ordering::Relaxed) {
+            // Another shard failed to start (or a signal came early).
+            local::close_commitlog()
+                .await
+                .context("close the commitlog")?;
+            return Ok(());
+        }
         scheduler::sleep(Duration::from_millis(1)).await;
     }
     let cql_addr = socket_addr(&config.rpc_address, config.native_transport_port)?;

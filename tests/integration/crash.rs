@@ -185,3 +185,43 @@ async fn writes_survive_a_clean_restart_in_periodic_mode() {
         assert_eq!(found.get(&key), expected.as_ref(), "key {key}");
     }
 }
+
+#[test]
+fn a_shard_that_cannot_open_its_commitlog_stops_the_whole_node() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let commitlog = dir.path().join("commitlog");
+    // Shard 1 cannot remove this "unfinished segment" (a directory), so its
+    // commitlog fails to open while shard 0's opens.
+    std::fs::create_dir_all(commitlog.join("CommitLog-1-1.log.tmp/x")).expect("mkdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    child.arg("--smp").arg("2");
+    for flag in [
+        "--native-transport-port",
+        "--native-shard-aware-transport-port",
+        "--prometheus-port",
+        "--api-port",
+    ] {
+        child.arg(flag).arg(crate::harness::free_port().to_string());
+    }
+    let mut child = child
+        .arg("--data-file-directories")
+        .arg(dir.path().join("data"))
+        .arg("--commitlog-directory")
+        .arg(&commitlog)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tessera");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node hangs instead of exiting when a shard cannot start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{status}");
+}
