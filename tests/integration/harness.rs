@@ -144,6 +144,8 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                // As after kill9: sockets may outlive the process a moment.
+                self.wait_ports_closed();
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -171,6 +173,11 @@ impl TestNode {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.wait_ports_closed();
+    }
+
+    /// Waits until nothing accepts on the server's ports any more.
+    fn wait_ports_closed(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let ports = [self.cql_port, self.shard_aware_port, self.prometheus_port];
         while ports
@@ -179,7 +186,7 @@ impl TestNode {
         {
             assert!(
                 Instant::now() < deadline,
-                "the killed server's sockets stay open"
+                "the dead server's sockets stay open"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
