@@ -239,6 +239,7 @@ async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
         bytes = summary.log.bytes_replayed,
         mutations_applied = summary.mutations_applied,
         dropped_table_mutations = summary.unknown_table_skipped,
+        truncations = summary.truncations,
         undecodable = summary.undecodable,
         corrupt_blocks = summary.log.corrupt_blocks,
         torn_blocks = summary.log.torn_blocks,

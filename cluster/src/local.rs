@@ -19,7 +19,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use storage::commitlog::{self, Commitlog, CommitlogError, ReplayPosition, ReplayStats};
 use storage::database::Database;
-use storage::model::Mutation;
+use storage::model::{LogEntry, Mutation, TableId};
 use storage::schema::Schema;
 
 /// One shard's replica state.
@@ -41,7 +41,9 @@ pub struct ReplaySummary {
     pub mutations_applied: u64,
     /// Mutations of tables no longer in the schema (dropped), skipped.
     pub unknown_table_skipped: u64,
-    /// Entries that did not decode as a mutation (logged), skipped.
+    /// Table truncations replayed.
+    pub truncations: u64,
+    /// Entries that did not decode (logged), skipped.
     pub undecodable: u64,
 }
 
@@ -148,15 +150,22 @@ pub async fn open_commitlog(
 }
 
 fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: &[u8]) {
-    let mutation = match Mutation::decode(payload) {
-        Ok(mutation) => mutation,
+    let mutation = match LogEntry::decode(payload) {
+        Ok(LogEntry::Mutation(mutation)) => *mutation,
+        Ok(LogEntry::Truncate { table }) => {
+            // Everything logged before it is gone; a table dropped since
+            // has nothing to truncate.
+            let _ = with_db(|db| db.truncate(table));
+            summary.truncations += 1;
+            return;
+        }
         Err(error) => {
             summary.undecodable += 1;
             tracing::error!(
                 segment = position.segment_id,
                 offset = position.offset,
                 %error,
-                "commitlog entry is not a mutation; skipped"
+                "commitlog entry does not decode; skipped"
             );
             return;
         }
@@ -187,6 +196,34 @@ pub async fn log_mutations(mutations: &[Mutation]) -> Result<(), CommitlogError>
         .await
         .into_iter()
         .try_for_each(|r| r.map(drop))
+}
+
+/// Truncates `table` in this shard's memtables and logs the truncation, so
+/// that replay truncates it at the same point of the log.
+///
+/// The memtables are truncated first, then the entry is appended with no
+/// await in between (an append takes its place in the log when first
+/// polled): a write applied before the truncation was logged before it. A
+/// write concurrent with the truncation (logged before it, applied after)
+/// may be kept now and truncated after a restart; TRUNCATE gives writes
+/// racing with it no promise either way.
+pub async fn truncate_logged(table: TableId) -> Result<(), TruncateError> {
+    with_db(|db| db.truncate(table)).map_err(TruncateError::Storage)?;
+    let Some(log) = local().commitlog.borrow().clone() else {
+        return Ok(());
+    };
+    let entry = LogEntry::Truncate { table }.encode();
+    log.append(&entry).await.map_err(TruncateError::Commitlog)?;
+    Ok(())
+}
+
+/// Why [`truncate_logged`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TruncateError {
+    #[error(transparent)]
+    Storage(storage::error::StorageError),
+    #[error(transparent)]
+    Commitlog(CommitlogError),
 }
 
 /// This shard's commitlog counters, if it has one.
@@ -282,6 +319,9 @@ mod tests {
             let log = local().commitlog.borrow().clone().expect("opened");
             log.append(b"not a mutation").await.expect("append");
             drop(log);
+            // Truncated: the first two writes of `kept` stay gone; this one stays.
+            truncate_logged(kept).await.expect("truncate");
+            log_mutations(&[write(kept, b"d")]).await.expect("log");
             close_commitlog().await.expect("close");
             summary
         });
@@ -290,15 +330,22 @@ mod tests {
             init(schema_with(&[kept]));
             let summary = open_commitlog(&dir, 0, config()).await.expect("reopen");
             let applied = with_db(|db| db.stats().mutations_applied);
+            let range = storage::model::PartitionRange::full();
+            let slice = storage::model::SliceQuery::full();
+            let partitions = with_db(|db| db.scan(kept, &range, &slice, 100, 0))
+                .expect("scan")
+                .len();
             close_commitlog().await.expect("close");
-            (summary, applied)
+            (summary, applied, partitions)
         });
-        let (summary, applied) = second;
-        assert_eq!(summary.mutations_applied, 2);
+        let (summary, applied, partitions) = second;
+        assert_eq!(summary.mutations_applied, 3);
         assert_eq!(summary.unknown_table_skipped, 1);
         assert_eq!(summary.undecodable, 1);
-        assert_eq!(summary.log.entries_replayed, 4);
-        assert_eq!(applied, 2);
+        assert_eq!(summary.truncations, 1);
+        assert_eq!(summary.log.entries_replayed, 6);
+        assert_eq!(applied, 3);
+        assert_eq!(partitions, 1, "only the write after the truncation");
     }
 
     #[test]

@@ -212,10 +212,19 @@ impl StorageProxy {
         let shards = self.sharder.shard_count() as usize;
         let calls = (0..shards).map(|shard| async move {
             let done = scheduler::smp::submit_to(shard, move || async move {
-                local::with_db(|db| db.truncate(table))
+                local::truncate_logged(table).await
             })
             .await;
-            flatten(shard, done)
+            match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(local::TruncateError::Storage(source))) => {
+                    Err(ProxyError::Storage { shard, source })
+                }
+                Ok(Err(local::TruncateError::Commitlog(source))) => {
+                    Err(ProxyError::Commitlog { shard, source })
+                }
+                Err(source) => Err(ProxyError::Shard { shard, source }),
+            }
         });
         join_all(calls).await.into_iter().collect()
     }

@@ -174,6 +174,25 @@ async fn writes_survive_a_clean_restart_in_periodic_mode() {
         .query_unpaged(format!("DELETE FROM {ks}.t WHERE pk = 7"), ())
         .await
         .expect("delete");
+    // A truncation is logged too: the rows before it stay gone.
+    session
+        .query_unpaged(format!("CREATE TABLE {ks}.u (pk int PRIMARY KEY)"), ())
+        .await
+        .expect("create u");
+    for pk in [1, 2] {
+        session
+            .query_unpaged(format!("INSERT INTO {ks}.u (pk) VALUES ({pk})"), ())
+            .await
+            .expect("insert u");
+    }
+    session
+        .query_unpaged(format!("TRUNCATE {ks}.u"), ())
+        .await
+        .expect("truncate");
+    session
+        .query_unpaged(format!("INSERT INTO {ks}.u (pk) VALUES (3)"), ())
+        .await
+        .expect("insert u after truncate");
     drop(session);
     // The sync period (10 s) has not passed: the stop path must have
     // written (and synced) everything acknowledged before exiting.
@@ -184,6 +203,18 @@ async fn writes_survive_a_clean_restart_in_periodic_mode() {
         let expected = (key != 7).then(|| value_of(key));
         assert_eq!(found.get(&key), expected.as_ref(), "key {key}");
     }
+    let rows = session
+        .query_unpaged(format!("SELECT pk FROM {ks}.u"), ())
+        .await
+        .expect("select u")
+        .into_rows_result()
+        .expect("rows");
+    let pks: Vec<i32> = rows
+        .rows::<(i32,)>()
+        .expect("typed rows")
+        .map(|row| row.expect("row").0)
+        .collect();
+    assert_eq!(pks, vec![3], "truncated rows must not come back");
 }
 
 #[test]

@@ -25,6 +25,11 @@
 //! cell       column u32 | path present u8 [path bytes] | timestamp i64 |
 //!            kind u8 (0: live [expiry, value bytes], 1: dead [deletion time i32])
 //! ```
+//!
+//! A commitlog entry is a [`LogEntry`]: a mutation as above (its first byte
+//! is the mutation format version), or a table truncation, `0x81 | table
+//! uuid (16)`, replayed in log order so that writes logged before it stay
+//! truncated.
 use bytes::Bytes;
 
 use super::cell::{Cell, CellKey, CellKind, Expiry, Row, RowMarker, Tombstone};
@@ -59,6 +64,46 @@ pub enum CodecError {
     /// Bytes remain after a complete mutation.
     #[error("serialized mutation has {count} trailing bytes")]
     TrailingBytes { count: usize },
+}
+
+/// First byte of a truncation entry (outside the mutation versions).
+const TRUNCATE_TAG: u8 = 0x81;
+
+/// One commitlog entry: what a shard did to its memtables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A write (boxed: far larger than a truncation).
+    Mutation(Box<Mutation>),
+    /// Every earlier write of the table was truncated.
+    Truncate { table: super::TableId },
+}
+
+impl LogEntry {
+    /// The entry's binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            LogEntry::Mutation(m) => m.encode(),
+            LogEntry::Truncate { table } => {
+                let mut out = Vec::with_capacity(17);
+                out.push(TRUNCATE_TAG);
+                out.extend_from_slice(table.as_bytes());
+                out
+            }
+        }
+    }
+
+    /// Reads an entry written by [`LogEntry::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<LogEntry, CodecError> {
+        if bytes.first() != Some(&TRUNCATE_TAG) {
+            return Mutation::decode(bytes).map(|m| LogEntry::Mutation(Box::new(m)));
+        }
+        let mut r = Reader { bytes, offset: 1 };
+        let table = uuid::Uuid::from_bytes(r.array::<16>("table id")?);
+        match r.bytes.len() - r.offset {
+            0 => Ok(LogEntry::Truncate { table }),
+            count => Err(CodecError::TrailingBytes { count }),
+        }
+    }
 }
 
 impl Mutation {
@@ -442,6 +487,24 @@ mod tests {
             Mutation::decode(&encoded),
             Err(CodecError::InvalidTag { offset: 30, .. })
         ));
+    }
+
+    #[test]
+    fn log_entries_round_trip() {
+        let truncate = LogEntry::Truncate {
+            table: uuid::Uuid::new_v4(),
+        };
+        let encoded = truncate.encode();
+        assert_eq!(encoded.len(), 17);
+        assert_eq!(LogEntry::decode(&encoded), Ok(truncate));
+        assert!(LogEntry::decode(&encoded[..16]).is_err());
+        let mutation = LogEntry::Mutation(Box::new(sample()));
+        assert_eq!(LogEntry::decode(&mutation.encode()), Ok(mutation));
+        assert!(matches!(
+            LogEntry::decode(&[0x80]),
+            Err(CodecError::UnsupportedVersion { version: 0x80, .. })
+        ));
+        assert!(LogEntry::decode(&[]).is_err());
     }
 
     fn bytes() -> impl Strategy<Value = Bytes> {

@@ -24,7 +24,7 @@ pub mod query;
 pub mod reconcile;
 
 pub use cell::{Cell, CellKey, CellKind, Expiry, Row, RowMarker, Tombstone};
-pub use codec::{CodecError, MUTATION_FORMAT_VERSION};
+pub use codec::{CodecError, LogEntry, MUTATION_FORMAT_VERSION};
 pub use keys::{ClusteringBound, ClusteringRange, DecoratedKey, PartitionRange, RingPosition};
 pub use mutation::{Mutation, RangeTombstone};
 pub use partition::Partition;
