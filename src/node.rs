@@ -22,7 +22,7 @@ use scheduler::{run_shards, ShardSetConfig};
 use serde::{Deserialize, Serialize};
 use storage::schema::Schema;
 
-use crate::config::Config;
+use crate::config::{CommitlogSync, Config};
 use crate::metrics::{self, MetricsRegistry, MetricsServer, ShardMetrics, StatementKind};
 
 /// How long a stopping node waits for requests in flight.
@@ -65,6 +65,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("create directory {}", dir.display()))?;
     }
     let schema = migration::load_schema(&data_dir).context("load schema")?;
+    check_commitlog_shards(&config.commitlog_directory, config.effective_smp() as usize)?;
     let identity = load_identity(&data_dir, config.num_tokens)?;
     let shard_count = config.effective_smp() as usize;
     let rpc_address: IpAddr = config
@@ -132,6 +133,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> {
     let config = &shared.config;
     local::init(shared.schema.clone());
+    // Replay before the ready barrier: no shard listens until every shard
+    // has rebuilt its memtables from its log.
+    if let Err(error) = open_commitlog(shard, config).await {
+        // The other shards wait for this one at the ready barrier: stop them.
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(error);
+    }
     let proxy = StorageProxy::new(shared.shard_count);
     let processor = Rc::new(QueryProcessor::new(
         proxy,
@@ -158,6 +166,13 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     // shard-aware port), so no shard listens before every shard can serve.
     shared.ready_shards.fetch_add(1, Ordering::AcqRel);
     while shared.ready_shards.load(Ordering::Acquire) < shared.shard_count {
+        if shared.stop.load(Ordering::Relaxed) {
+            // Another shard failed to start (or a signal came early).
+            local::close_commitlog()
+                .await
+                .context("close the commitlog")?;
+            return Ok(());
+        }
         scheduler::sleep(Duration::from_millis(1)).await;
     }
     let cql_addr = socket_addr(&config.rpc_address, config.native_transport_port)?;
@@ -198,7 +213,97 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     }
     drop(acceptors);
     server.stop(STOP_GRACE).await;
+    // Requests are done: make everything they appended durable.
+    local::close_commitlog()
+        .await
+        .context("close the commitlog")?;
     Ok(())
+}
+
+/// Opens this shard's commitlog in the commitlog directory (segment names
+/// carry the shard id) and replays it into the memtables.
+async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
+    let shard_id = u32::try_from(shard).context("shard id fits in u32")?;
+    let started = std::time::Instant::now();
+    let summary = local::open_commitlog(
+        &config.commitlog_directory,
+        shard_id,
+        commitlog_config(config),
+    )
+    .await
+    .with_context(|| format!("open commitlog in {}", config.commitlog_directory.display()))?;
+    tracing::info!(
+        shard,
+        segments = summary.log.segments_replayed,
+        entries = summary.log.entries_replayed,
+        bytes = summary.log.bytes_replayed,
+        mutations_applied = summary.mutations_applied,
+        dropped_table_mutations = summary.unknown_table_skipped,
+        truncations = summary.truncations,
+        undecodable = summary.undecodable,
+        corrupt_blocks = summary.log.corrupt_blocks,
+        torn_blocks = summary.log.torn_blocks,
+        corrupt_entries = summary.log.corrupt_entries,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "commitlog replayed"
+    );
+    Ok(())
+}
+
+/// Refuses to start when the commitlog was written by a different number
+/// of shards. Each shard replays only its own segments, and which shard
+/// owns a token depends on the shard count: with another count, replayed
+/// writes would land on shards that never read them, or not be replayed.
+fn check_commitlog_shards(dir: &Path, shard_count: usize) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
+    };
+    let mut highest: Option<usize> = None;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("list {}", dir.display()))?;
+        if let Some(shard) = segment_shard(&entry.file_name().to_string_lossy()) {
+            highest = highest.max(Some(shard));
+        }
+    }
+    match highest {
+        Some(highest) if highest + 1 != shard_count => anyhow::bail!(
+            "the commitlog in {} was written by {} shards but the node starts {shard_count}; \
+             start with --smp {} (changing the shard count needs SSTables, not there yet)",
+            dir.display(),
+            highest + 1,
+            highest + 1
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The shard id in a commitlog segment's name, `CommitLog-<shard>-<id>.log`.
+fn segment_shard(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("CommitLog-")?.strip_suffix(".log")?;
+    let (shard, id) = rest.split_once('-')?;
+    id.parse::<u64>().ok()?;
+    shard.parse().ok()
+}
+
+/// The commitlog settings of the node's configuration.
+fn commitlog_config(config: &Config) -> storage::commitlog::Config {
+    use storage::commitlog::{Config as LogConfig, SyncMode};
+    let sync = match config.commitlog_sync {
+        CommitlogSync::Batch => SyncMode::Batch,
+        CommitlogSync::Periodic => {
+            SyncMode::Periodic(Duration::from_millis(config.commitlog_sync_period_in_ms))
+        }
+    };
+    let defaults = LogConfig::default();
+    LogConfig {
+        segment_bytes: config.commitlog_segment_size_in_mb << 20,
+        sync,
+        total_space_bytes: config
+            .commitlog_total_space_in_mb
+            .map_or(defaults.total_space_bytes, |mb| mb << 20),
+    }
 }
 
 fn refresh_gauges(metrics: &ShardMetrics) {
@@ -329,5 +434,32 @@ impl RequestObserver for Observer {
 
     fn connection_closed(&self) {
         self.0.connection_closed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_give_their_shard() {
+        assert_eq!(segment_shard("CommitLog-3-17.log"), Some(3));
+        assert_eq!(segment_shard("CommitLog-3-17.log.tmp"), None);
+        assert_eq!(segment_shard("CommitLog-x-17.log"), None);
+        assert_eq!(segment_shard(".tessera-dma-probe"), None);
+    }
+
+    #[test]
+    fn a_commitlog_of_another_shard_count_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        assert!(check_commitlog_shards(&dir.path().join("missing"), 2).is_ok());
+        assert!(check_commitlog_shards(dir.path(), 2).is_ok(), "empty");
+        for name in ["CommitLog-0-1.log", "CommitLog-1-1.log", "other.txt"] {
+            std::fs::write(dir.path().join(name), b"").expect("write");
+        }
+        assert!(check_commitlog_shards(dir.path(), 2).is_ok());
+        let error = check_commitlog_shards(dir.path(), 3).expect_err("3 shards refused");
+        assert!(error.to_string().contains("--smp 2"), "{error}");
+        assert!(check_commitlog_shards(dir.path(), 1).is_err());
     }
 }

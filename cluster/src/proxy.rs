@@ -16,6 +16,12 @@
 //! await between them, so no other write to the partition can interleave.
 //! A cluster replaces the inside of `cas` with Paxos rounds over the
 //! replicas; its callers and its contract stay the same.
+//!
+//! Durability: the owning shard appends every mutation to its commitlog
+//! ([`local::log_mutations`]) and answers only once the append returned,
+//! which in `batch` sync mode means once the write is on disk. A plain
+//! write is logged before it reaches the memtable; a compare-and-set is
+//! logged right after its atomic check-and-apply (see [`StorageProxy::cas`]).
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -100,10 +106,10 @@ impl StorageProxy {
         }
         let calls = by_shard.into_iter().map(|(shard, batch)| async move {
             let applied = scheduler::smp::submit_to(shard, move || async move {
-                local::with_db(|db| batch.iter().try_for_each(|m| db.apply(m)))
+                apply_logged(shard, batch).await
             })
             .await;
-            flatten(shard, applied)
+            applied.map_err(|source| ProxyError::Shard { shard, source })?
         });
         join_all(calls).await.into_iter().collect()
     }
@@ -132,6 +138,18 @@ impl StorageProxy {
     /// linearizable against every other write to the partition.
     ///
     /// Every mutation must be for `table` and `key`.
+    ///
+    /// The commitlog append comes after the memtable apply and before the
+    /// answer: an await between check and apply would let another
+    /// compare-and-set on the partition check the same old state. So a
+    /// reader on the shard may see an applied write a moment before it is
+    /// durable. That is still linearizable (the write takes effect within
+    /// its call, at the apply), and the only window is a crash in between,
+    /// which loses a write no client was told had succeeded. A later
+    /// compare-and-set that read it is itself appended after it, and the log
+    /// becomes durable in order, so it is acknowledged only once its
+    /// predecessor is durable too (unless the earlier append had to wait for
+    /// room in the log's write buffer, 8 MiB behind, and was overtaken).
     pub async fn cas<C, M>(
         &self,
         table: TableId,
@@ -147,31 +165,12 @@ impl StorageProxy {
     {
         let shard = self.shard_of(key.token);
         let outcome = scheduler::smp::submit_to(shard, move || async move {
-            local::with_db(|db| {
-                let current = db
-                    .read_partition(table, &key, &slice, now_secs)
-                    .map_err(|source| ProxyError::Storage { shard, source })?;
-                if !condition(current.as_ref()) {
-                    return Ok(CasOutcome {
-                        current,
-                        applied: false,
-                    });
-                }
-                let writes = mutations(next_cas_micros());
-                // Writing any other partition here would escape the
-                // atomicity the caller relies on.
-                if writes.iter().any(|m| m.table != table || m.key != key) {
-                    return Err(ProxyError::CasOutsidePartition);
-                }
-                for m in &writes {
-                    db.apply(m)
-                        .map_err(|source| ProxyError::Storage { shard, source })?;
-                }
-                Ok(CasOutcome {
-                    current,
-                    applied: true,
-                })
-            })
+            let (outcome, writes) =
+                check_and_apply(shard, table, key, slice, now_secs, condition, mutations)?;
+            local::log_mutations(&writes)
+                .await
+                .map_err(|source| ProxyError::Commitlog { shard, source })?;
+            Ok(outcome)
         })
         .await;
         outcome.map_err(|source| ProxyError::Shard { shard, source })?
@@ -213,13 +212,88 @@ impl StorageProxy {
         let shards = self.sharder.shard_count() as usize;
         let calls = (0..shards).map(|shard| async move {
             let done = scheduler::smp::submit_to(shard, move || async move {
-                local::with_db(|db| db.truncate(table))
+                local::truncate_logged(table).await
             })
             .await;
-            flatten(shard, done)
+            match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(local::TruncateError::Storage(source))) => {
+                    Err(ProxyError::Storage { shard, source })
+                }
+                Ok(Err(local::TruncateError::Commitlog(source))) => {
+                    Err(ProxyError::Commitlog { shard, source })
+                }
+                Err(source) => Err(ProxyError::Shard { shard, source }),
+            }
         });
         join_all(calls).await.into_iter().collect()
     }
+}
+
+/// Writes `batch` to this shard's commitlog, then to its memtables.
+async fn apply_logged(shard: usize, batch: Vec<Mutation>) -> Result<(), ProxyError> {
+    // A write the memtables would refuse is not logged either.
+    let unknown = local::with_db(|db| {
+        batch
+            .iter()
+            .find(|m| db.table(m.table).is_none())
+            .map(|m| m.table)
+    });
+    if let Some(table) = unknown {
+        let source = storage::error::StorageError::UnknownTable { table };
+        return Err(ProxyError::Storage { shard, source });
+    }
+    local::log_mutations(&batch)
+        .await
+        .map_err(|source| ProxyError::Commitlog { shard, source })?;
+    // A table dropped during the append refuses the write here; replay
+    // skips it too, since the table is gone from the schema.
+    local::with_db(|db| batch.iter().try_for_each(|m| db.apply(m)))
+        .map_err(|source| ProxyError::Storage { shard, source })
+}
+
+/// The synchronous part of a compare-and-set, with no await: read, check,
+/// apply. Returns the outcome and the mutations applied (to be logged).
+fn check_and_apply<C, M>(
+    shard: usize,
+    table: TableId,
+    key: DecoratedKey,
+    slice: SliceQuery,
+    now_secs: i32,
+    condition: C,
+    mutations: M,
+) -> Result<(CasOutcome, Vec<Mutation>), ProxyError>
+where
+    C: FnOnce(Option<&PartitionResult>) -> bool,
+    M: FnOnce(i64) -> Vec<Mutation>,
+{
+    local::with_db(|db| {
+        let current = db
+            .read_partition(table, &key, &slice, now_secs)
+            .map_err(|source| ProxyError::Storage { shard, source })?;
+        if !condition(current.as_ref()) {
+            let outcome = CasOutcome {
+                current,
+                applied: false,
+            };
+            return Ok((outcome, Vec::new()));
+        }
+        let writes = mutations(next_cas_micros());
+        // Writing any other partition here would escape the
+        // atomicity the caller relies on.
+        if writes.iter().any(|m| m.table != table || m.key != key) {
+            return Err(ProxyError::CasOutsidePartition);
+        }
+        for m in &writes {
+            db.apply(m)
+                .map_err(|source| ProxyError::Storage { shard, source })?;
+        }
+        let outcome = CasOutcome {
+            current,
+            applied: true,
+        };
+        Ok((outcome, writes))
+    })
 }
 
 fn flatten<T>(

@@ -167,6 +167,8 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                // As after kill9: sockets may outlive the process a moment.
+                self.wait_ports_closed();
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -179,6 +181,44 @@ impl TestNode {
     /// Stops (SIGTERM) and starts the server again on the same data and ports.
     pub fn restart(&mut self) {
         assert_eq!(self.stop(), Some(0), "clean exit:\n{}", self.log());
+        self.spawn();
+    }
+
+    /// Kills the server with SIGKILL (no chance to sync or clean up) and
+    /// waits for it to die: a crash, as far as the data on disk can tell.
+    ///
+    /// The kernel tears a dead process's io_uring down in the background,
+    /// and the listening sockets it holds may accept connections for a
+    /// moment after the process is reaped; this also waits for them to
+    /// close, so that a relaunched server is not mistaken for listening.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.wait_ports_closed();
+    }
+
+    /// Waits until nothing accepts on the server's ports any more.
+    fn wait_ports_closed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ports = [self.cql_port, self.shard_aware_port, self.prometheus_port];
+        while ports
+            .iter()
+            .any(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the dead server's sockets stay open"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same data and ports after
+    /// [`TestNode::kill9`] (or [`TestNode::stop`]).
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
         self.spawn();
     }
 

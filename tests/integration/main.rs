@@ -3,6 +3,7 @@
 mod harness;
 
 mod basic;
+mod crash;
 mod errors;
 mod json_and_functions;
 mod lwt;

@@ -9,11 +9,13 @@
 //! - [`keys`]: partition keys, ring positions, clustering ranges.
 //! - [`cell`]: cells, markers, tombstones, rows.
 //! - [`mutation`]: what one write carries.
+//! - [`codec`]: a mutation's binary form (commitlog entries).
 //! - [`reconcile`]: which version wins, what shadows what.
 //! - [`partition`]: one partition's merged writes in one source.
 //! - [`query`]: reading live data out of a partition's versions.
 
 pub mod cell;
+pub mod codec;
 pub mod keys;
 pub mod merge;
 pub mod mutation;
@@ -22,6 +24,7 @@ pub mod query;
 pub mod reconcile;
 
 pub use cell::{Cell, CellKey, CellKind, Expiry, Row, RowMarker, Tombstone};
+pub use codec::{CodecError, LogEntry, MUTATION_FORMAT_VERSION};
 pub use keys::{ClusteringBound, ClusteringRange, DecoratedKey, PartitionRange, RingPosition};
 pub use mutation::{Mutation, RangeTombstone};
 pub use partition::Partition;
