@@ -117,6 +117,7 @@ struct Families {
     rows_read: IntCounterVec,
     rows_written: IntCounterVec,
     proxy_requests: IntCounterVec,
+    commitlog: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -196,6 +197,13 @@ impl MetricsRegistry {
                 "Rows written by the replica",
                 &["shard"],
             ),
+            commitlog: counter_vec(
+                r,
+                "commitlog_total",
+                "Commitlog activity: entries appended, bytes appended, syncs, \
+                 segments created, segments recycled",
+                &["shard", "what"],
+            ),
             proxy_requests: counter_vec(
                 r,
                 "storage_proxy_requests_total",
@@ -263,7 +271,17 @@ struct ShardChildren {
     rows_written: IntCounter,
     proxy_local: IntCounter,
     proxy_forwarded: IntCounter,
+    commitlog: [IntCounter; COMMITLOG_SERIES.len()],
 }
+
+/// The commitlog counters, in the order `set_commitlog` takes them.
+const COMMITLOG_SERIES: [&str; 5] = [
+    "appends",
+    "bytes_appended",
+    "syncs",
+    "segments_created",
+    "segments_recycled",
+];
 
 impl ShardChildren {
     fn resolve(families: &Families, shard: &str) -> Self {
@@ -284,6 +302,7 @@ impl ShardChildren {
             rows_written: families.rows_written.with_label_values(&[shard]),
             proxy_local: labelled(&families.proxy_requests, "local"),
             proxy_forwarded: labelled(&families.proxy_requests, "forwarded"),
+            commitlog: COMMITLOG_SERIES.map(|what| labelled(&families.commitlog, what)),
             shard: shard.to_owned(),
         }
     }
@@ -358,6 +377,14 @@ impl ShardMetrics {
         read.inc_by(read_total.saturating_sub(read.get()));
         let written = &self.children.rows_written;
         written.inc_by(written_total.saturating_sub(written.get()));
+    }
+
+    /// Brings the commitlog counters up to the shard's running totals, in
+    /// the order of `COMMITLOG_SERIES`.
+    pub fn set_commitlog(&self, totals: [u64; COMMITLOG_SERIES.len()]) {
+        for (counter, total) in self.children.commitlog.iter().zip(totals) {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// Brings the storage proxy counters up to the shard's running totals.

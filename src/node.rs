@@ -312,6 +312,15 @@ fn refresh_gauges(metrics: &ShardMetrics) {
     metrics.set_rows(stats.rows_read, stats.rows_written);
     let proxy = local::proxy_stats();
     metrics.set_proxy_requests(proxy.local_requests, proxy.forwarded_requests);
+    if let Some(log) = local::commitlog_stats() {
+        metrics.set_commitlog([
+            log.appends,
+            log.bytes_appended,
+            log.syncs,
+            log.segments_created,
+            log.segments_recycled,
+        ]);
+    }
 }
 
 fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {

@@ -55,7 +55,11 @@ async fn metrics_count_requests_errors_and_connections() {
             .expect("insert");
     }
     let _ = session.query_unpaged("SELEC nonsense", ()).await;
+    // Gauges and storage counters are refreshed every 50 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let scrape = scrape(&node);
+    assert!(value(&scrape, "tessera_commitlog_total", &[("what", "appends")]) >= 20.0);
+    assert!(value(&scrape, "tessera_rows_written_total", &[]) >= 20.0);
     assert!(
         value(
             &scrape,
