@@ -26,7 +26,10 @@ fn main() -> std::process::ExitCode {
             println!("configuration is valid");
             Ok(())
         }
-        Some(Command::Run) | None => node::run(config),
+        Some(Command::Run) | None => {
+            scheduler::guard::install_panic_hook();
+            node::run(config)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

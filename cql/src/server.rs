@@ -406,18 +406,9 @@ impl CqlServer {
         conn: &Connection,
         request: Request,
     ) -> (Response, Vec<String>) {
-        use futures_util::FutureExt;
-        match std::panic::AssertUnwindSafe(self.run_request(conn, request))
-            .catch_unwind()
-            .await
-        {
+        match scheduler::guard::guarded(self.run_request(conn, request)).await {
             Ok(answer) => answer,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
+            Err(message) => {
                 tracing::error!(%message, "internal error while executing a request");
                 let error = CqlError::Server(format!("internal error: {message}"));
                 self.report_error(error.code());

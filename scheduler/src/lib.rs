@@ -18,6 +18,7 @@
 //! assert_eq!(results.len(), 2);
 //! ```
 pub mod clock;
+pub mod guard;
 pub mod io;
 pub mod runtime;
 pub mod smp;

@@ -67,16 +67,7 @@ pub(crate) async fn join_mesh(builder: MeshBuilder<Job, Full>) -> usize {
 /// this shard down with it: its caller sees the reply channel close and gets
 /// an error, and the panic is logged.
 async fn run_job(job: Job) {
-    use futures_util::FutureExt;
-    let outcome = std::panic::AssertUnwindSafe(async move { job().await })
-        .catch_unwind()
-        .await;
-    if let Err(panic) = outcome {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
+    if let Err(message) = crate::guard::guarded(async move { job().await }).await {
         tracing::error!(%message, "a cross-shard job panicked; its caller gets an error");
     }
 }
