@@ -45,6 +45,16 @@ impl<'a> WherePlanner<'a> {
         let mut multis = Vec::new();
         for relation in relations {
             match relation {
+                Relation::Simple {
+                    column,
+                    op: Operator::Neq,
+                    value,
+                } => {
+                    // `!=` exists for conditions (IF), never in a WHERE clause.
+                    return Err(invalid(format!(
+                        "Unsupported \"!=\" relation: {column} != {value}"
+                    )));
+                }
                 Relation::Simple { column, op, value } => {
                     let i = column_index(self.table, column)?;
                     self.collect_single(i, *op, value)?;
