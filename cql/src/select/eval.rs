@@ -42,7 +42,7 @@ pub(super) fn tuple_parts(value: &[u8], width: usize, what: &str) -> Result<Vec<
     let parts = types::parse_tuple(value)?;
     if parts.len() != width {
         return Err(invalid(format!(
-            "Expected {width} elements in value tuple for {what}, but got {}",
+            "Expected {width} elements in value tuple, but got {} (for {what})",
             parts.len()
         )));
     }

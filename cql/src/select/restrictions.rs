@@ -141,6 +141,21 @@ impl<'a> WherePlanner<'a> {
         for c in columns {
             column_index(self.table, c)?;
         }
+        let mut distinct: Vec<&String> = columns.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != columns.len() {
+            return Err(invalid(
+                "The token() function contains duplicate partition key components",
+            ));
+        }
+        if columns.len() != pk.len() {
+            return Err(invalid(format!(
+                "Invalid number of arguments in call to function token: {} required but {} provided",
+                pk.len(),
+                columns.len()
+            )));
+        }
         if columns.iter().map(String::as_str).ne(pk.iter().copied()) {
             return Err(invalid(format!(
                 "The token function arguments must be in the partition key order: {}",
@@ -532,18 +547,9 @@ impl WherePlanner<'_> {
                     self.push_multi_prefix(m.columns.len(), ValuesPlan::In(v.clone()))?
                 }
                 Single::Op(op, t) => {
-                    let names: Vec<&str> = m
-                        .columns
-                        .iter()
-                        .map(|&i| self.column(i).name.as_str())
-                        .collect();
-                    self.set_bound(
-                        &mut slice,
-                        *op,
-                        t.clone(),
-                        m.columns.len(),
-                        &format!("({})", names.join(",")),
-                    )?;
+                    // Bounds are named by their first column, as Cassandra does.
+                    let first = self.column(m.columns[0]).name.clone();
+                    self.set_bound(&mut slice, *op, t.clone(), m.columns.len(), &first)?;
                     let desc = self.column(m.columns[0]).descending;
                     mixed_order |= m.columns.iter().any(|&i| self.column(i).descending != desc);
                     slices.push(m);
