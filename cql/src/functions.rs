@@ -241,7 +241,8 @@ impl ScalarFn {
             ScalarFn::BlobAsType(ty) => {
                 ty.validate(&arg).map_err(|e| {
                     invalid(format!(
-                        "In call to function system.blobas{}: {e}",
+                        "In call to function system.blobas{}: value is not a valid binary representation for type {} ({e})",
+                        ty.cql_name(),
                         ty.cql_name()
                     ))
                 })?;

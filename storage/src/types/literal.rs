@@ -217,7 +217,7 @@ impl CqlType {
         let bytes = match self {
             CqlType::Text => Ok(s.as_bytes().to_vec()),
             CqlType::Ascii if s.is_ascii() => Ok(s.as_bytes().to_vec()),
-            CqlType::Ascii => Err(self.unparsable(s, "invalid ASCII character")),
+            CqlType::Ascii => Err(self.unparsable(s, "Invalid ASCII character in string literal")),
             CqlType::Inet => match IpAddr::from_str(s) {
                 Ok(IpAddr::V4(a)) => Ok(a.octets().to_vec()),
                 Ok(IpAddr::V6(a)) => Ok(a.octets().to_vec()),
