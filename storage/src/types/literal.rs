@@ -327,12 +327,16 @@ impl CqlType {
     }
 }
 
-/// Parses a float literal; Java spellings `NaN`, `Infinity`, `-Infinity` included.
+/// Parses a float literal; `NaN`, `Infinity`, `-Infinity` included, in any
+/// case (they are case-insensitive keywords in CQL).
 fn parse_java_float<F: FromStr>(s: &str) -> Option<F> {
     let ok = s
         .bytes()
         .all(|b| b.is_ascii_digit() || b".-+eE".contains(&b))
-        || matches!(s, "NaN" | "Infinity" | "-Infinity" | "+Infinity");
+        || matches!(
+            s.to_ascii_lowercase().as_str(),
+            "nan" | "infinity" | "-infinity" | "+infinity"
+        );
     if ok {
         s.parse().ok()
     } else {
