@@ -245,6 +245,17 @@ pub fn prepare_select(
         ));
     }
     let reversed = prepare_order_by(&stmt.order_by, &table, &partition)?;
+    if stmt.distinct
+        && stmt.group_by.iter().any(|name| {
+            table
+                .column(name)
+                .is_some_and(|c| c.kind == ColumnKind::Clustering)
+        })
+    {
+        return Err(invalid(
+            "Grouping on clustering columns is not allowed for SELECT DISTINCT queries",
+        ));
+    }
     let group_width = prepare_group_by(&stmt.group_by, &table, &partition, &clustering)?;
     let multi_key = match &partition {
         PartitionPlan::Keys(parts) => parts.iter().any(|p| matches!(p, ValuesPlan::In(_))),
