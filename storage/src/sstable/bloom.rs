@@ -76,7 +76,11 @@ impl Bloom {
             .collect::<Result<Vec<_>, _>>()?;
         r.finish()?;
         if bits == 0 || hashes == 0 || bits.div_ceil(64) != n as u64 {
-            return Err(SstableError::malformed(Component::Filter, 0, "inconsistent filter size"));
+            return Err(SstableError::malformed(
+                Component::Filter,
+                0,
+                "inconsistent filter size",
+            ));
         }
         Ok(Bloom {
             hashes,

@@ -110,7 +110,10 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], SstableError> {
-        let end = self.offset.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = self
+            .offset
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
             return Err(SstableError::malformed(
                 self.component,
@@ -262,7 +265,13 @@ pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
         *slot = match present {
             0 => None,
             1 => Some(v),
-            _ => return Err(SstableError::malformed(Component::Statistics, 0, "bad flag")),
+            _ => {
+                return Err(SstableError::malformed(
+                    Component::Statistics,
+                    0,
+                    "bad flag",
+                ))
+            }
         };
     }
     let stats = SstableStats {
@@ -468,7 +477,11 @@ pub(super) async fn read_span(
     }
     let skip = (pos - start) as usize;
     if buf.len() < skip + len {
-        return Err(SstableError::malformed(component, pos, "file shorter than expected"));
+        return Err(SstableError::malformed(
+            component,
+            pos,
+            "file shorter than expected",
+        ));
     }
     buf.truncate(skip + len);
     buf.drain(..skip);

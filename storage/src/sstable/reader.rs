@@ -43,10 +43,18 @@ impl Sstable {
     /// Opens SSTable `generation` in `dir`; fails with [`SstableError::Incomplete`] if it
     /// has no TOC, and with a checksum or format error if any component read is damaged.
     pub async fn open(dir: &Path, generation: u64) -> Result<Sstable, SstableError> {
+        // Direct IO needs the device probed before the first open in this thread.
+        scheduler::io::prepare_device(dir)
+            .await
+            .map_err(SstableError::io("prepare device", dir))?;
         read_toc(dir, generation).await?;
         let path = |c: Component| c.path(dir, generation);
         let compression = CompressionInfo::decode(
-            &read_file(&path(Component::CompressionInfo), Component::CompressionInfo).await?,
+            &read_file(
+                &path(Component::CompressionInfo),
+                Component::CompressionInfo,
+            )
+            .await?,
         )?;
         let summary =
             decode_summary(&read_file(&path(Component::Summary), Component::Summary).await?)?;
@@ -162,7 +170,13 @@ impl Sstable {
         &self,
         entry: &SummaryEntry,
     ) -> Result<Vec<(DecoratedKey, u64)>, SstableError> {
-        let bytes = read_span(&self.index, Component::Index, entry.offset, entry.len as usize).await?;
+        let bytes = read_span(
+            &self.index,
+            Component::Index,
+            entry.offset,
+            entry.len as usize,
+        )
+        .await?;
         decode_index_block(entry.offset, &bytes)
     }
 
@@ -217,7 +231,9 @@ impl Sstable {
         let bytes = lz4_flex::block::decompress(&raw[..body], expected as usize)
             .ok()
             .filter(|b| b.len() as u64 == expected)
-            .ok_or_else(|| SstableError::malformed(Component::Data, start, "chunk undecompressible"))?;
+            .ok_or_else(|| {
+                SstableError::malformed(Component::Data, start, "chunk undecompressible")
+            })?;
         *self.last_chunk.borrow_mut() = Some((index, bytes.clone()));
         Ok(bytes)
     }
@@ -256,15 +272,13 @@ async fn read_toc(dir: &Path, generation: u64) -> Result<(), SstableError> {
     };
     let bad = |reason: &str| SstableError::malformed(Component::Toc, 0, reason);
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8"))?;
-    let crc_at = text.rfind("crc32 ").ok_or_else(|| bad("no checksum line"))?;
-    let stored = u32::from_str_radix(text[crc_at + 6..].trim_end_matches('\n'), 16)
-        .map_err(|_| bad("unreadable checksum"))?;
-    verify_crc(
-        Component::Toc,
-        0,
-        &bytes[..crc_at],
-        &stored.to_be_bytes(),
-    )?;
+    let crc_at = text
+        .rfind("crc32 ")
+        .ok_or_else(|| bad("no checksum line"))?;
+    let computed = crc32fast::hash(&bytes[..crc_at]);
+    if text[crc_at..] != format!("crc32 {computed:08x}\n") {
+        return Err(bad("checksum line does not match the contents"));
+    }
     let mut lines = text[..crc_at].lines();
     let header = format!("{TOC_HEADER} {SSTABLE_FORMAT_VERSION}");
     if lines.next() != Some(header.as_str()) {

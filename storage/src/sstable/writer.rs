@@ -62,6 +62,16 @@ impl DataStream {
     }
 }
 
+impl std::fmt::Debug for SstableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstableWriter")
+            .field("dir", &self.dir)
+            .field("generation", &self.generation)
+            .field("partitions", &self.stats.partition_count)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SstableWriter {
     /// Starts SSTable `generation` in `dir` (which must exist). Fails if a complete
     /// SSTable of that generation is there; leftovers of an incomplete one are replaced.
@@ -78,6 +88,9 @@ impl SstableWriter {
                 generation,
             });
         }
+        io::prepare_device(dir)
+            .await
+            .map_err(SstableError::io("prepare device", dir))?;
         let path = Component::Data.path(dir, generation);
         let file = create_file(&path).await?;
         Ok(SstableWriter {
