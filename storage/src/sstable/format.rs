@@ -449,6 +449,7 @@ pub(super) async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SstableE
 /// Reads exactly `len` bytes at any `pos` with aligned direct reads.
 pub(super) async fn read_span(
     file: &DmaFile,
+    path: &Path,
     component: Component,
     pos: u64,
     len: usize,
@@ -460,14 +461,7 @@ pub(super) async fn read_span(
     let mut at = start;
     while at < end {
         let want = ((end - at) as usize).min(MAX_IO_BYTES);
-        let got = file
-            .read_at(at, want)
-            .await
-            .map_err(|source| SstableError::Io {
-                op: "read",
-                path: component.name().into(),
-                source,
-            })?;
+        let got = file.read_at(at, want).await.map_err(io_err("read", path))?;
         let short = got.len() < want;
         buf.extend_from_slice(&got);
         at += want as u64;
@@ -492,7 +486,7 @@ pub(super) async fn read_span(
 pub(super) async fn read_file(path: &Path, component: Component) -> Result<Vec<u8>, SstableError> {
     let file = DmaFile::open(path).await.map_err(io_err("open", path))?;
     let size = file.file_size().await.map_err(io_err("stat", path))?;
-    let bytes = read_span(&file, component, 0, size as usize).await;
+    let bytes = read_span(&file, path, component, 0, size as usize).await;
     file.close().await.map_err(io_err("close", path))?;
     bytes
 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use scheduler::io::DmaFile;
 
@@ -26,7 +27,7 @@ pub struct Sstable {
     bloom: Bloom,
     stats: SstableStats,
     /// The last data chunk decompressed (sequential reads hit it).
-    last_chunk: RefCell<Option<(u64, Vec<u8>)>>,
+    last_chunk: RefCell<Option<(u64, Rc<[u8]>)>>,
 }
 
 impl std::fmt::Debug for Sstable {
@@ -170,8 +171,10 @@ impl Sstable {
         &self,
         entry: &SummaryEntry,
     ) -> Result<Vec<(DecoratedKey, u64)>, SstableError> {
+        let path = Component::Index.path(&self.dir, self.generation);
         let bytes = read_span(
             &self.index,
+            &path,
             Component::Index,
             entry.offset,
             entry.len as usize,
@@ -215,26 +218,36 @@ impl Sstable {
     }
 
     /// Decompressed chunk `index`, verified against its CRC.
-    async fn chunk(&self, index: u64) -> Result<Vec<u8>, SstableError> {
+    async fn chunk(&self, index: u64) -> Result<Rc<[u8]>, SstableError> {
         if let Some((cached, bytes)) = self.last_chunk.borrow().as_ref() {
             if *cached == index {
-                return Ok(bytes.clone());
+                return Ok(Rc::clone(bytes));
             }
         }
         let offsets = &self.compression.offsets;
-        let (start, end) = (offsets[index as usize], offsets[index as usize + 1]);
-        let raw = read_span(&self.data, Component::Data, start, (end - start) as usize).await?;
-        let body = raw.len() - 4;
+        let i = index as usize;
+        let (Some(&start), Some(&end)) = (offsets.get(i), offsets.get(i + 1)) else {
+            return Err(SstableError::malformed(
+                Component::Data,
+                0,
+                "chunk past the table",
+            ));
+        };
+        let path = Component::Data.path(&self.dir, self.generation);
+        let len = (end - start) as usize;
+        let raw = read_span(&self.data, &path, Component::Data, start, len).await?;
+        let body = raw.len().saturating_sub(4);
         verify_crc(Component::Data, start, &raw[..body], &raw[body..])?;
         let chunk_size = self.compression.chunk_size;
         let expected = (self.compression.uncompressed_len - index * chunk_size).min(chunk_size);
-        let bytes = lz4_flex::block::decompress(&raw[..body], expected as usize)
+        let bytes: Rc<[u8]> = lz4_flex::block::decompress(&raw[..body], expected as usize)
             .ok()
             .filter(|b| b.len() as u64 == expected)
             .ok_or_else(|| {
                 SstableError::malformed(Component::Data, start, "chunk undecompressible")
-            })?;
-        *self.last_chunk.borrow_mut() = Some((index, bytes.clone()));
+            })?
+            .into();
+        *self.last_chunk.borrow_mut() = Some((index, Rc::clone(&bytes)));
         Ok(bytes)
     }
 }

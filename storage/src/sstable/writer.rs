@@ -82,7 +82,9 @@ impl SstableWriter {
     ) -> Result<SstableWriter, SstableError> {
         validate(&options)?;
         let toc = Component::Toc.path(dir, generation);
-        if std::fs::metadata(&toc).is_ok() {
+        let probe = toc.clone();
+        let exists = scheduler::spawn_blocking(move || probe.try_exists()).await;
+        if exists.map_err(SstableError::io("stat", &toc))? {
             return Err(SstableError::AlreadyExists {
                 dir: dir.to_path_buf(),
                 generation,
