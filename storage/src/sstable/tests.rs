@@ -429,3 +429,42 @@ fn partitions_out_of_order_are_refused() {
         assert!(matches!(err, SstableError::InvalidOptions { .. }), "{err}");
     });
 }
+
+#[test]
+fn partitions_larger_than_chunks_and_ios_round_trip() {
+    let dir = test_dir("large");
+    on_shard(move || async move {
+        let mut memtable = Memtable::new();
+        let mut rng = Rng(1234);
+        for k in 0..5u8 {
+            let key = DecoratedKey::new(i64::from(k), vec![k]);
+            // Random bytes barely compress: each partition spans many chunks and IOs.
+            let value: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
+            let row = Row {
+                cells: [(
+                    CellKey {
+                        column: 0,
+                        path: None,
+                    },
+                    Cell::live(1, value),
+                )]
+                .into(),
+                ..Row::default()
+            };
+            memtable.apply(&Mutation::new(uuid::Uuid::nil(), key).with_row(b"c".to_vec(), row));
+        }
+        let options = SstableOptions {
+            chunk_size: 40_000,
+            ..SstableOptions::default()
+        };
+        let meta = write(&dir, 1, &memtable, options).await;
+        assert!(meta.stats.data_bytes > 1_500_000);
+        let sstable = Sstable::open(&dir, 1).await.expect("open");
+        for (key, partition) in memtable.iter().collect::<Vec<_>>().into_iter().rev() {
+            let got = sstable.read_partition(key).await.expect("read");
+            assert_eq!(got.as_ref(), Some(partition));
+        }
+        let scan = sstable.scan(&PartitionRange::full()).await.expect("scan");
+        assert_eq!(scan, contents(&memtable));
+    });
+}
