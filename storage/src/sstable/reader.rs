@@ -84,6 +84,20 @@ impl Sstable {
         })
     }
 
+    /// Closes the SSTable's files (dropping it closes them in the background).
+    pub async fn close(self) -> Result<(), SstableError> {
+        let data = Component::Data.path(&self.dir, self.generation);
+        let index = Component::Index.path(&self.dir, self.generation);
+        self.data
+            .close()
+            .await
+            .map_err(SstableError::io("close", &data))?;
+        self.index
+            .close()
+            .await
+            .map_err(SstableError::io("close", &index))
+    }
+
     /// The SSTable's generation.
     pub fn generation(&self) -> u64 {
         self.generation

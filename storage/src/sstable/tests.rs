@@ -228,6 +228,7 @@ fn memtable_contents_read_back_by_key_and_by_scan() {
                 expected
             );
             check_ranges(&sstable, &memtable).await;
+            sstable.close().await.expect("close");
         });
     }
 }
