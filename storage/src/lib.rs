@@ -5,5 +5,6 @@ pub mod error;
 pub mod memtable;
 pub mod model;
 pub mod schema;
+pub mod sstable;
 pub mod table;
 pub mod types;

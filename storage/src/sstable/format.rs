@@ -1,0 +1,492 @@
+//! Byte layouts of the SSTable components and the direct-IO helpers that move them.
+//!
+//! Integers are big-endian. Every small component is framed as
+//! `magic "TSST" | component tag u8 | version u32 | body | crc32 u32` (the CRC covers all
+//! bytes before it) and read whole; the index is read a block at a time, each block
+//! ending in its own CRC32.
+use std::path::Path;
+
+use bytes::Bytes;
+use scheduler::io::{DmaFile, MAX_IO_BYTES};
+
+use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
+use crate::model::{DecoratedKey, Mutation, Partition, TableId};
+
+const MAGIC: &[u8; 4] = b"TSST";
+const HEADER_LEN: usize = 4 + 1 + 4;
+
+/// First line of a TOC.
+pub(super) const TOC_HEADER: &str = "tessera-sstable";
+
+pub(super) fn tag(component: Component) -> u8 {
+    match component {
+        Component::Data => 1,
+        Component::CompressionInfo => 2,
+        Component::Index => 3,
+        Component::Summary => 4,
+        Component::Filter => 5,
+        Component::Statistics => 6,
+        Component::Toc => 7,
+    }
+}
+
+/// Starts a framed component body.
+pub(super) fn frame_start(component: Component) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(MAGIC);
+    out.push(tag(component));
+    out.extend_from_slice(&SSTABLE_FORMAT_VERSION.to_be_bytes());
+    out
+}
+
+/// Ends a framed component: appends the CRC of everything so far.
+pub(super) fn frame_end(mut out: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Verifies a framed component and returns a reader over its body.
+pub(super) fn unframe(component: Component, bytes: &[u8]) -> Result<Reader<'_>, SstableError> {
+    let Some(body_end) = bytes.len().checked_sub(4).filter(|&e| e >= HEADER_LEN) else {
+        return Err(SstableError::malformed(component, 0, "file too short"));
+    };
+    verify_crc(component, 0, &bytes[..body_end], &bytes[body_end..])?;
+    if &bytes[..4] != MAGIC || bytes[4] != tag(component) {
+        return Err(SstableError::malformed(component, 0, "bad magic or tag"));
+    }
+    let version = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+    if version != SSTABLE_FORMAT_VERSION {
+        return Err(SstableError::UnsupportedVersion {
+            component,
+            version,
+            supported: SSTABLE_FORMAT_VERSION,
+        });
+    }
+    Ok(Reader {
+        component,
+        bytes: &bytes[..body_end],
+        offset: HEADER_LEN,
+    })
+}
+
+/// Checks `stored` (4 bytes) against the CRC32 of `data`.
+pub(super) fn verify_crc(
+    component: Component,
+    offset: u64,
+    data: &[u8],
+    stored: &[u8],
+) -> Result<(), SstableError> {
+    let stored: [u8; 4] = stored
+        .try_into()
+        .map_err(|_| SstableError::malformed(component, offset, "checksum truncated"))?;
+    let stored = u32::from_be_bytes(stored);
+    let computed = crc32fast::hash(data);
+    if stored != computed {
+        return Err(SstableError::ChecksumMismatch {
+            component,
+            offset,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// A bounds-checked cursor over verified bytes.
+pub(super) struct Reader<'a> {
+    component: Component,
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(component: Component, bytes: &'a [u8]) -> Self {
+        Reader {
+            component,
+            bytes,
+            offset: 0,
+        }
+    }
+
+    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], SstableError> {
+        let end = self
+            .offset
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(SstableError::malformed(
+                self.component,
+                self.offset as u64,
+                format!("{field} truncated"),
+            ));
+        };
+        let out = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(out)
+    }
+
+    pub(super) fn u8(&mut self, field: &str) -> Result<u8, SstableError> {
+        Ok(self.take(1, field)?[0])
+    }
+
+    pub(super) fn u32(&mut self, field: &str) -> Result<u32, SstableError> {
+        let b = self.take(4, field)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(super) fn u64(&mut self, field: &str) -> Result<u64, SstableError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8, field)?);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    pub(super) fn i64(&mut self, field: &str) -> Result<i64, SstableError> {
+        Ok(self.u64(field)? as i64)
+    }
+
+    pub(super) fn bytes(&mut self, field: &str) -> Result<&'a [u8], SstableError> {
+        let len = self.u32(field)? as usize;
+        self.take(len, field)
+    }
+
+    pub(super) fn key(&mut self) -> Result<DecoratedKey, SstableError> {
+        let token = self.i64("token")?;
+        let key = Bytes::copy_from_slice(self.bytes("partition key")?);
+        Ok(DecoratedKey { token, key })
+    }
+
+    /// A count whose elements take at least `min_each` bytes: rejects counts the
+    /// remaining bytes cannot hold, so a bad count never drives a huge allocation.
+    pub(super) fn count(&mut self, field: &str, min_each: usize) -> Result<usize, SstableError> {
+        let n = self.u32(field)? as usize;
+        if n.saturating_mul(min_each) > self.remaining() {
+            return Err(SstableError::malformed(
+                self.component,
+                self.offset as u64,
+                format!("{field} {n} exceeds the bytes left"),
+            ));
+        }
+        Ok(n)
+    }
+
+    pub(super) fn remaining(&self) -> usize {
+        self.bytes.len() - self.offset
+    }
+
+    pub(super) fn finish(&self) -> Result<(), SstableError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(SstableError::malformed(
+                self.component,
+                self.offset as u64,
+                format!("{n} trailing bytes"),
+            )),
+        }
+    }
+}
+
+pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+pub(super) fn put_key(out: &mut Vec<u8>, key: &DecoratedKey) {
+    out.extend_from_slice(&key.token.to_be_bytes());
+    put_len_bytes(out, &key.key);
+}
+
+pub(super) fn put_len_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("keys are far below 4 GiB");
+    put_u32(out, len);
+    out.extend_from_slice(bytes);
+}
+
+/// The table id written into partition payloads: an SSTable belongs to one table, so the
+/// mutation codec's table field carries nothing.
+const NO_TABLE: TableId = uuid::Uuid::nil();
+
+/// A partition's payload in the data stream: the mutation codec's encoding of the whole
+/// partition (it already carries tombstone, static row, rows and range tombstones).
+pub(super) fn encode_partition(key: &DecoratedKey, partition: &Partition) -> Vec<u8> {
+    let m = Mutation {
+        table: NO_TABLE,
+        key: key.clone(),
+        partition_deletion: partition.deletion,
+        static_row: partition.static_row.clone(),
+        rows: partition
+            .rows
+            .iter()
+            .map(|(c, r)| (c.clone(), r.clone()))
+            .collect(),
+        range_tombstones: partition.range_tombstones.clone(),
+    };
+    m.encode()
+}
+
+/// Decodes a payload of [`encode_partition`] found at `position`.
+pub(super) fn decode_partition(
+    position: u64,
+    bytes: &[u8],
+) -> Result<(DecoratedKey, Partition), SstableError> {
+    let m = Mutation::decode(bytes).map_err(|source| SstableError::Decode { position, source })?;
+    let mut partition = Partition::new();
+    partition.apply(&m);
+    Ok((m.key, partition))
+}
+
+pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
+    let mut out = frame_start(Component::Statistics);
+    put_u64(&mut out, stats.partition_count);
+    for v in [
+        stats.min_timestamp,
+        stats.max_timestamp,
+        stats.min_token,
+        stats.max_token,
+    ] {
+        out.push(u8::from(v.is_some()));
+        put_u64(&mut out, v.unwrap_or(0) as u64);
+    }
+    put_u64(&mut out, stats.uncompressed_bytes);
+    put_u64(&mut out, stats.data_bytes);
+    frame_end(out)
+}
+
+pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
+    let mut r = unframe(Component::Statistics, bytes)?;
+    let partition_count = r.u64("partition count")?;
+    let mut opts = [None; 4];
+    for slot in &mut opts {
+        let present = r.u8("presence")?;
+        let v = r.i64("statistic")?;
+        *slot = match present {
+            0 => None,
+            1 => Some(v),
+            _ => {
+                return Err(SstableError::malformed(
+                    Component::Statistics,
+                    0,
+                    "bad flag",
+                ))
+            }
+        };
+    }
+    let stats = SstableStats {
+        partition_count,
+        min_timestamp: opts[0],
+        max_timestamp: opts[1],
+        min_token: opts[2],
+        max_token: opts[3],
+        uncompressed_bytes: r.u64("uncompressed bytes")?,
+        data_bytes: r.u64("data bytes")?,
+    };
+    r.finish()?;
+    Ok(stats)
+}
+
+/// Where the compressed chunks of `Data.db` are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CompressionInfo {
+    /// Uncompressed bytes per chunk (the last chunk may hold fewer).
+    pub chunk_size: u64,
+    /// Length of the uncompressed stream.
+    pub uncompressed_len: u64,
+    /// Offset of each chunk in `Data.db`, plus the file's length at the end.
+    pub offsets: Vec<u64>,
+}
+
+impl CompressionInfo {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = frame_start(Component::CompressionInfo);
+        put_u64(&mut out, self.chunk_size);
+        put_u64(&mut out, self.uncompressed_len);
+        put_u32(&mut out, self.offsets.len() as u32);
+        for &o in &self.offsets {
+            put_u64(&mut out, o);
+        }
+        frame_end(out)
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<CompressionInfo, SstableError> {
+        let c = Component::CompressionInfo;
+        let mut r = unframe(c, bytes)?;
+        let chunk_size = r.u64("chunk size")?;
+        let uncompressed_len = r.u64("uncompressed length")?;
+        let n = r.count("chunk offsets", 8)?;
+        let offsets = (0..n)
+            .map(|_| r.u64("chunk offset"))
+            .collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
+        let chunks = uncompressed_len.div_ceil(chunk_size.max(1));
+        let sorted = offsets.windows(2).all(|w| w[0] + 4 <= w[1]);
+        if chunk_size == 0 || offsets.len() as u64 != chunks + 1 || !sorted {
+            return Err(SstableError::malformed(c, 0, "inconsistent chunk table"));
+        }
+        Ok(CompressionInfo {
+            chunk_size,
+            uncompressed_len,
+            offsets,
+        })
+    }
+}
+
+/// One summary entry: an index block and the first key in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SummaryEntry {
+    pub first_key: DecoratedKey,
+    pub offset: u64,
+    pub len: u32,
+}
+
+pub(super) fn encode_summary(entries: &[SummaryEntry]) -> Vec<u8> {
+    let mut out = frame_start(Component::Summary);
+    put_u32(&mut out, entries.len() as u32);
+    for e in entries {
+        put_key(&mut out, &e.first_key);
+        put_u64(&mut out, e.offset);
+        put_u32(&mut out, e.len);
+    }
+    frame_end(out)
+}
+
+pub(super) fn decode_summary(bytes: &[u8]) -> Result<Vec<SummaryEntry>, SstableError> {
+    let mut r = unframe(Component::Summary, bytes)?;
+    let n = r.count("summary entries", 24)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        entries.push(SummaryEntry {
+            first_key: r.key()?,
+            offset: r.u64("block offset")?,
+            len: r.u32("block length")?,
+        });
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
+/// An index block: `count u32 | count × (key, data position u64) | crc32`.
+pub(super) fn encode_index_block(entries: &[(DecoratedKey, u64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_u32(&mut out, entries.len() as u32);
+    for (key, pos) in entries {
+        put_key(&mut out, key);
+        put_u64(&mut out, *pos);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+pub(super) fn decode_index_block(
+    offset: u64,
+    bytes: &[u8],
+) -> Result<Vec<(DecoratedKey, u64)>, SstableError> {
+    let c = Component::Index;
+    let Some(body_end) = bytes.len().checked_sub(4) else {
+        return Err(SstableError::malformed(c, offset, "index block too short"));
+    };
+    verify_crc(c, offset, &bytes[..body_end], &bytes[body_end..])?;
+    let mut r = Reader::new(c, &bytes[..body_end]);
+    let n = r.count("index entries", 20)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        entries.push((r.key()?, r.u64("data position")?));
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SstableError {
+    SstableError::io(op, path)
+}
+
+/// Opens `path`, creating it empty (truncating any leftover of an interrupted write).
+pub(super) async fn create_file(path: &Path) -> Result<DmaFile, SstableError> {
+    let file = DmaFile::open_or_create(path)
+        .await
+        .map_err(io_err("create", path))?;
+    file.truncate(0).await.map_err(io_err("truncate", path))?;
+    Ok(file)
+}
+
+/// Writes `bytes` at `pos` (aligned), padding the tail to the alignment with zeroes.
+pub(super) async fn write_padded(
+    file: &DmaFile,
+    path: &Path,
+    mut pos: u64,
+    bytes: &[u8],
+) -> Result<(), SstableError> {
+    let align = file.alignment() as usize;
+    for piece in bytes.chunks(MAX_IO_BYTES) {
+        let len = piece.len().div_ceil(align) * align;
+        let mut buffer = file.alloc_buffer(len);
+        buffer.as_bytes_mut()[..piece.len()].copy_from_slice(piece);
+        file.write_at(buffer, pos)
+            .await
+            .map_err(io_err("write", path))?;
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+/// Sets the file's true length (dropping padding) and makes it durable.
+pub(super) async fn seal_file(file: DmaFile, path: &Path, len: u64) -> Result<(), SstableError> {
+    file.truncate(len).await.map_err(io_err("truncate", path))?;
+    file.fdatasync().await.map_err(io_err("fdatasync", path))?;
+    file.close().await.map_err(io_err("close", path))
+}
+
+/// Writes a whole small component durably.
+pub(super) async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SstableError> {
+    let file = create_file(path).await?;
+    write_padded(&file, path, 0, bytes).await?;
+    seal_file(file, path, bytes.len() as u64).await
+}
+
+/// Reads exactly `len` bytes at any `pos` with aligned direct reads.
+pub(super) async fn read_span(
+    file: &DmaFile,
+    path: &Path,
+    component: Component,
+    pos: u64,
+    len: usize,
+) -> Result<Vec<u8>, SstableError> {
+    let align = file.alignment();
+    let start = pos - pos % align;
+    let end = (pos + len as u64).div_ceil(align) * align;
+    let mut buf = Vec::with_capacity((end - start) as usize);
+    let mut at = start;
+    while at < end {
+        let want = ((end - at) as usize).min(MAX_IO_BYTES);
+        let got = file.read_at(at, want).await.map_err(io_err("read", path))?;
+        let short = got.len() < want;
+        buf.extend_from_slice(&got);
+        at += want as u64;
+        if short {
+            break;
+        }
+    }
+    let skip = (pos - start) as usize;
+    if buf.len() < skip + len {
+        return Err(SstableError::malformed(
+            component,
+            pos,
+            "file shorter than expected",
+        ));
+    }
+    buf.truncate(skip + len);
+    buf.drain(..skip);
+    Ok(buf)
+}
+
+/// Reads a whole component file (missing file: `Io` with `NotFound`).
+pub(super) async fn read_file(path: &Path, component: Component) -> Result<Vec<u8>, SstableError> {
+    let file = DmaFile::open(path).await.map_err(io_err("open", path))?;
+    let size = file.file_size().await.map_err(io_err("stat", path))?;
+    let bytes = read_span(&file, path, component, 0, size as usize).await;
+    file.close().await.map_err(io_err("close", path))?;
+    bytes
+}

@@ -1,0 +1,221 @@
+//! Tessera's SSTable format (version 1): an immutable, sorted, checksummed file set holding
+//! the partitions of one memtable flush (or, later, of a compaction).
+//!
+//! An SSTable is identified by its directory and a generation number; each component is a
+//! file `tsr-<generation>-<Component>` in that directory. The format is specified in
+//! `storage/DESIGN.md` ("SSTables"); in short:
+//!
+//! - `Data.db`: partitions in ring order, lz4-compressed in chunks, each chunk followed by
+//!   its CRC32. Offsets into data are positions in the *uncompressed* stream.
+//! - `CompressionInfo.db`: the chunk size and every chunk's offset in `Data.db`.
+//! - `Index.db`: key → data position, in blocks, each with its own CRC32.
+//! - `Summary.db`: the first key of every index block; held in memory to find the one
+//!   index block a lookup reads.
+//! - `Filter.db`: a bloom filter over the partition keys.
+//! - `Statistics.db`: timestamps, token range, partition count.
+//! - `TOC.txt`: the component list, written last (after every other component is durable,
+//!   via a temporary name and a rename). An SSTable without a TOC is incomplete.
+//!
+//! Every byte read is covered by a checksum that is verified before it is used, so
+//! corruption surfaces as an [`SstableError`], never as wrong data.
+//!
+//! All file IO goes through `scheduler::io` (direct IO on the shard's reactor); the types
+//! here are `!Send` and live on one shard.
+
+mod bloom;
+mod format;
+mod reader;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use reader::Sstable;
+pub use writer::SstableWriter;
+
+use crate::model::CodecError;
+
+/// The SSTable format version this build writes and reads.
+pub const SSTABLE_FORMAT_VERSION: u32 = 1;
+
+/// Tuning of a written SSTable (readers take everything from the files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SstableOptions {
+    /// Uncompressed bytes per compressed data chunk.
+    pub chunk_size: usize,
+    /// Target false-positive chance of the bloom filter, in (0, 1).
+    pub bloom_fp_chance: f64,
+    /// Index entries per index block (one summary entry per block).
+    pub index_block_entries: usize,
+}
+
+impl Default for SstableOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: 16 * 1024,
+            bloom_fp_chance: 0.01,
+            index_block_entries: 128,
+        }
+    }
+}
+
+/// What `Statistics.db` records about an SSTable's contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SstableStats {
+    /// Number of partitions.
+    pub partition_count: u64,
+    /// Smallest write or deletion timestamp of any cell, marker or tombstone (`None`: no
+    /// timestamped data at all).
+    pub min_timestamp: Option<i64>,
+    /// Largest such timestamp.
+    pub max_timestamp: Option<i64>,
+    /// Token of the first partition (`None`: empty SSTable).
+    pub min_token: Option<i64>,
+    /// Token of the last partition.
+    pub max_token: Option<i64>,
+    /// Length of the uncompressed data stream, bytes.
+    pub uncompressed_bytes: u64,
+    /// Length of `Data.db` on disk, bytes.
+    pub data_bytes: u64,
+}
+
+/// A finished SSTable, as [`SstableWriter::finish`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SstableMeta {
+    /// The SSTable's directory.
+    pub dir: PathBuf,
+    /// Its generation.
+    pub generation: u64,
+    /// Its statistics.
+    pub stats: SstableStats,
+}
+
+/// The components of an SSTable, in the order the TOC lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// Compressed partitions.
+    Data,
+    /// Chunk offsets of `Data`.
+    CompressionInfo,
+    /// Key → position, in checksummed blocks.
+    Index,
+    /// First key of each index block.
+    Summary,
+    /// Bloom filter of the keys.
+    Filter,
+    /// Statistics.
+    Statistics,
+    /// Table of contents (written last).
+    Toc,
+}
+
+impl Component {
+    /// Every component but the TOC, in TOC order.
+    pub const LISTED: [Component; 6] = [
+        Component::Data,
+        Component::CompressionInfo,
+        Component::Index,
+        Component::Summary,
+        Component::Filter,
+        Component::Statistics,
+    ];
+
+    /// The component's file-name suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Data => "Data.db",
+            Component::CompressionInfo => "CompressionInfo.db",
+            Component::Index => "Index.db",
+            Component::Summary => "Summary.db",
+            Component::Filter => "Filter.db",
+            Component::Statistics => "Statistics.db",
+            Component::Toc => "TOC.txt",
+        }
+    }
+
+    /// The component's file in `dir` for `generation`.
+    pub fn path(self, dir: &Path, generation: u64) -> PathBuf {
+        dir.join(format!("tsr-{generation}-{}", self.name()))
+    }
+
+    fn from_name(name: &str) -> Option<Component> {
+        Component::LISTED.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Why an SSTable could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SstableError {
+    /// A file operation failed.
+    #[error("sstable io: {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOC is missing: the SSTable was never completely written.
+    #[error("sstable generation {generation} in {dir} is incomplete (no TOC)")]
+    Incomplete { dir: PathBuf, generation: u64 },
+    /// A complete SSTable of this generation already exists.
+    #[error("sstable generation {generation} already exists in {dir}")]
+    AlreadyExists { dir: PathBuf, generation: u64 },
+    /// Bytes do not match the checksum stored with them.
+    #[error("sstable {component:?} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        component: Component,
+        offset: u64,
+        stored: u32,
+        computed: u32,
+    },
+    /// Checksummed bytes that do not form valid contents (or a file of the wrong size).
+    #[error("sstable {component:?} malformed at offset {offset}: {reason}")]
+    Malformed {
+        component: Component,
+        offset: u64,
+        reason: String,
+    },
+    /// A component of a format version this build does not read.
+    #[error("sstable {component:?} has format version {version}, this build reads {supported}")]
+    UnsupportedVersion {
+        component: Component,
+        version: u32,
+        supported: u32,
+    },
+    /// A partition payload failed to decode.
+    #[error("sstable partition at data position {position} undecodable: {source}")]
+    Decode {
+        position: u64,
+        #[source]
+        source: CodecError,
+    },
+    /// The writer was given partitions out of ring order (or a key twice).
+    #[error("sstable partitions out of order: token {token} key {key:?} after token {previous_token} key {previous_key:?}")]
+    OutOfOrder {
+        previous_token: i64,
+        previous_key: Vec<u8>,
+        token: i64,
+        key: Vec<u8>,
+    },
+    /// Options the writer cannot honour.
+    #[error("invalid sstable options: {reason}")]
+    InvalidOptions { reason: String },
+}
+
+impl SstableError {
+    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SstableError {
+        let path = path.to_path_buf();
+        move |source| SstableError::Io { op, path, source }
+    }
+
+    fn malformed(component: Component, offset: u64, reason: impl Into<String>) -> SstableError {
+        SstableError::Malformed {
+            component,
+            offset,
+            reason: reason.into(),
+        }
+    }
+}

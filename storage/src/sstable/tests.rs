@@ -1,0 +1,471 @@
+//! SSTable tests on the real disk (under `target/`, so direct IO is exercised), each in a
+//! one-shard glommio executor. Contents come from a memtable fed random mutations.
+use std::future::Future;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use scheduler::{run_shards, ShardSetConfig};
+
+use super::*;
+use crate::memtable::Memtable;
+use crate::model::{
+    Cell, CellKey, ClusteringBound, ClusteringRange, DecoratedKey, Expiry, Mutation, Partition,
+    PartitionRange, Row, RowMarker, Tombstone,
+};
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/sstable-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+fn on_shard<F, Fut, T>(body: F) -> T
+where
+    F: FnOnce() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let mut results =
+        run_shards(ShardSetConfig::new(1), move |_| body.clone()()).expect("shard runs");
+    results.pop().expect("one shard")
+}
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, max: u64) -> Bytes {
+        let len = self.below(max + 1);
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    fn tombstone(&mut self) -> Tombstone {
+        Tombstone {
+            timestamp: self.below(1_000_000) as i64 - 1000,
+            deletion_time: self.below(100_000) as i32,
+        }
+    }
+
+    fn cell(&mut self) -> Cell {
+        let ts = self.below(1_000_000) as i64;
+        match self.below(3) {
+            0 => Cell::live(ts, self.bytes(40)),
+            1 => Cell::expiring(
+                ts,
+                self.bytes(10),
+                Expiry {
+                    ttl: 100,
+                    expires_at: self.below(1 << 30) as i32,
+                },
+            ),
+            _ => Cell {
+                timestamp: ts,
+                kind: crate::model::CellKind::Dead {
+                    deletion_time: self.below(1000) as i32,
+                },
+            },
+        }
+    }
+
+    fn row(&mut self) -> Row {
+        let mut row = Row::default();
+        if self.below(2) == 0 {
+            row.marker = Some(RowMarker {
+                timestamp: self.below(1_000_000) as i64,
+                expiry: None,
+            });
+        }
+        if self.below(5) == 0 {
+            row.deletion = Some(self.tombstone());
+        }
+        for _ in 0..self.below(4) {
+            let path = (self.below(3) == 0).then(|| self.bytes(4));
+            let key = CellKey {
+                column: self.below(6) as u32,
+                path,
+            };
+            row.cells.insert(key, self.cell());
+        }
+        if self.below(6) == 0 {
+            row.complex_deletions
+                .insert(self.below(6) as u32, self.tombstone());
+        }
+        row
+    }
+
+    fn mutation(&mut self, keys: u64) -> Mutation {
+        let k = self.below(keys);
+        // Few distinct tokens, so equal tokens with different keys are exercised.
+        let key = DecoratedKey::new(
+            (k % (keys / 2 + 1)) as i64 * 7919 - 100_000,
+            k.to_be_bytes().to_vec(),
+        );
+        let mut m = Mutation::new(uuid::Uuid::nil(), key);
+        if self.below(10) == 0 {
+            m.partition_deletion = Some(self.tombstone());
+        }
+        if self.below(4) == 0 {
+            m.static_row = Some(self.row());
+        }
+        for _ in 0..self.below(5) {
+            let clustering = self.bytes(6);
+            let row = self.row();
+            m.rows.push((clustering, row));
+        }
+        if self.below(6) == 0 {
+            let start = Some(ClusteringBound::inclusive(self.bytes(3)));
+            let end = Some(ClusteringBound::exclusive(self.bytes(3)));
+            let t = self.tombstone();
+            m = m.with_range_tombstone(ClusteringRange::new(start, end), t);
+        }
+        m
+    }
+}
+
+fn random_memtable(seed: u64, mutations: usize, keys: u64) -> Memtable {
+    let mut rng = Rng(seed | 1);
+    let mut memtable = Memtable::new();
+    for _ in 0..mutations {
+        memtable.apply(&rng.mutation(keys));
+    }
+    memtable
+}
+
+fn small_options() -> SstableOptions {
+    SstableOptions {
+        chunk_size: 1000,
+        bloom_fp_chance: 0.01,
+        index_block_entries: 7,
+    }
+}
+
+async fn write(
+    dir: &Path,
+    generation: u64,
+    memtable: &Memtable,
+    options: SstableOptions,
+) -> SstableMeta {
+    let mut writer = SstableWriter::create(dir, generation, options)
+        .await
+        .expect("create");
+    for (key, partition) in memtable.iter() {
+        writer.add_partition(key, partition).await.expect("add");
+    }
+    writer.finish().await.expect("finish")
+}
+
+fn contents(memtable: &Memtable) -> Vec<(DecoratedKey, Partition)> {
+    memtable
+        .iter()
+        .map(|(k, p)| (k.clone(), p.clone()))
+        .collect()
+}
+
+/// Reads everything back through every read path; the first error wins.
+async fn read_all(
+    dir: &Path,
+    generation: u64,
+    keys: &[DecoratedKey],
+) -> Result<(Vec<Option<Partition>>, Vec<(DecoratedKey, Partition)>), SstableError> {
+    let sstable = Sstable::open(dir, generation).await?;
+    let mut points = Vec::new();
+    for key in keys {
+        points.push(sstable.read_partition(key).await?);
+    }
+    let scan = sstable.scan(&PartitionRange::full()).await?;
+    Ok((points, scan))
+}
+
+#[test]
+fn memtable_contents_read_back_by_key_and_by_scan() {
+    for (name, options) in [
+        ("rt_small", small_options()),
+        ("rt_default", SstableOptions::default()),
+    ] {
+        let dir = test_dir(name);
+        on_shard(move || async move {
+            let memtable = random_memtable(42, 3000, 600);
+            let expected = contents(&memtable);
+            let meta = write(&dir, 1, &memtable, options).await;
+            assert_eq!(meta.stats.partition_count, expected.len() as u64);
+            let sstable = Sstable::open(&dir, 1).await.expect("open");
+            assert_eq!(sstable.stats(), &meta.stats);
+            assert_eq!(
+                sstable.stats().min_token,
+                expected.first().map(|(k, _)| k.token)
+            );
+            assert_eq!(
+                sstable.stats().max_token,
+                expected.last().map(|(k, _)| k.token)
+            );
+            for (key, partition) in &expected {
+                let got = sstable.read_partition(key).await.expect("read");
+                assert_eq!(got.as_ref(), Some(partition), "partition {key:?}");
+            }
+            for absent in [
+                DecoratedKey::new(5, vec![1, 2, 3]),
+                DecoratedKey::new(i64::MIN, vec![]),
+            ] {
+                assert_eq!(sstable.read_partition(&absent).await.expect("read"), None);
+            }
+            assert_eq!(
+                sstable.scan(&PartitionRange::full()).await.expect("scan"),
+                expected
+            );
+            check_ranges(&sstable, &memtable).await;
+            sstable.close().await.expect("close");
+        });
+    }
+}
+
+async fn check_ranges(sstable: &Sstable, memtable: &Memtable) {
+    let tokens: Vec<i64> = memtable.iter().map(|(k, _)| k.token).collect();
+    let mut rng = Rng(7);
+    for _ in 0..40 {
+        let pick = |rng: &mut Rng| {
+            let t = tokens[rng.below(tokens.len() as u64) as usize] + rng.below(3) as i64 - 1;
+            match rng.below(3) {
+                0 => Bound::Included(t),
+                1 => Bound::Excluded(t),
+                _ => Bound::Unbounded,
+            }
+        };
+        let range = PartitionRange::tokens(pick(&mut rng), pick(&mut rng));
+        let expected: Vec<_> = memtable
+            .range(&range)
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        assert_eq!(
+            sstable.scan(&range).await.expect("scan"),
+            expected,
+            "{range:?}"
+        );
+    }
+}
+
+#[test]
+fn timestamps_are_recorded_in_statistics() {
+    let dir = test_dir("stats");
+    on_shard(move || async move {
+        let mut memtable = Memtable::new();
+        let key = DecoratedKey::new(3, b"k".to_vec());
+        let row = Row {
+            cells: [(
+                CellKey {
+                    column: 1,
+                    path: None,
+                },
+                Cell::live(50, b"v".to_vec()),
+            )]
+            .into(),
+            ..Row::default()
+        };
+        memtable.apply(&Mutation::new(uuid::Uuid::nil(), key.clone()).with_row(b"c".to_vec(), row));
+        let t = Tombstone {
+            timestamp: -7,
+            deletion_time: 1,
+        };
+        memtable.apply(&Mutation::partition_delete(uuid::Uuid::nil(), key, t));
+        let meta = write(&dir, 4, &memtable, SstableOptions::default()).await;
+        assert_eq!(meta.stats.min_timestamp, Some(-7));
+        assert_eq!(meta.stats.max_timestamp, Some(50));
+        assert_eq!(
+            (meta.stats.min_token, meta.stats.max_token),
+            (Some(3), Some(3))
+        );
+    });
+}
+
+#[test]
+fn empty_sstable_round_trips() {
+    let dir = test_dir("empty");
+    on_shard(move || async move {
+        let meta = write(&dir, 9, &Memtable::new(), SstableOptions::default()).await;
+        assert_eq!(meta.stats, SstableStats::default());
+        let sstable = Sstable::open(&dir, 9).await.expect("open");
+        assert!(sstable
+            .scan(&PartitionRange::full())
+            .await
+            .expect("scan")
+            .is_empty());
+        let key = DecoratedKey::new(1, vec![1]);
+        assert_eq!(sstable.read_partition(&key).await.expect("read"), None);
+    });
+}
+
+#[test]
+fn bloom_filter_has_no_false_negatives_and_few_false_positives() {
+    let dir = test_dir("bloom");
+    on_shard(move || async move {
+        let memtable = random_memtable(5, 6000, 4000);
+        write(&dir, 2, &memtable, SstableOptions::default()).await;
+        let sstable = Sstable::open(&dir, 2).await.expect("open");
+        for (key, _) in memtable.iter() {
+            assert!(sstable.may_contain(key), "false negative for {key:?}");
+        }
+        let absent = 20_000u64;
+        let positives = (0..absent)
+            .filter(|i| {
+                sstable.may_contain(&DecoratedKey::new(0, format!("absent-{i}").into_bytes()))
+            })
+            .count();
+        assert!(
+            positives < (absent / 30) as usize,
+            "{positives} false positives of {absent}"
+        );
+    });
+}
+
+#[test]
+fn a_bit_flip_in_any_component_is_an_error_not_wrong_data() {
+    let dir = test_dir("bitflip");
+    on_shard(move || async move {
+        let memtable = random_memtable(11, 800, 200);
+        let keys: Vec<DecoratedKey> = memtable.iter().map(|(k, _)| k.clone()).collect();
+        write(&dir, 3, &memtable, small_options()).await;
+        read_all(&dir, 3, &keys)
+            .await
+            .expect("intact sstable reads");
+        let mut rng = Rng(99);
+        for component in Component::LISTED.into_iter().chain([Component::Toc]) {
+            let path = component.path(&dir, 3);
+            let original = std::fs::read(&path).expect("read component");
+            let mut offsets = vec![0, original.len() - 1, original.len() / 2];
+            offsets.extend((0..12).map(|_| rng.below(original.len() as u64) as usize));
+            for offset in offsets {
+                let mut damaged = original.clone();
+                damaged[offset] ^= 1 << rng.below(8);
+                std::fs::write(&path, &damaged).expect("damage");
+                let result = read_all(&dir, 3, &keys).await;
+                assert!(
+                    result.is_err(),
+                    "{component:?} flip at {offset} went unnoticed"
+                );
+            }
+            std::fs::write(&path, &original).expect("restore");
+        }
+        read_all(&dir, 3, &keys)
+            .await
+            .expect("restored sstable reads");
+    });
+}
+
+#[test]
+fn an_sstable_without_toc_is_incomplete() {
+    let dir = test_dir("no_toc");
+    on_shard(move || async move {
+        let memtable = random_memtable(3, 100, 50);
+        write(&dir, 5, &memtable, SstableOptions::default()).await;
+        std::fs::remove_file(Component::Toc.path(&dir, 5)).expect("remove TOC");
+        let err = Sstable::open(&dir, 5).await.expect_err("no TOC");
+        assert!(
+            matches!(err, SstableError::Incomplete { generation: 5, .. }),
+            "{err}"
+        );
+        // An abandoned writer leaves no TOC either, and its generation can be rewritten.
+        let mut writer = SstableWriter::create(&dir, 6, SstableOptions::default())
+            .await
+            .expect("create");
+        let (key, partition) = memtable.iter().next().expect("a partition");
+        writer.add_partition(key, partition).await.expect("add");
+        drop(writer);
+        let err = Sstable::open(&dir, 6).await.expect_err("abandoned");
+        assert!(
+            matches!(err, SstableError::Incomplete { generation: 6, .. }),
+            "{err}"
+        );
+        write(&dir, 6, &memtable, SstableOptions::default()).await;
+        Sstable::open(&dir, 6).await.expect("rewritten");
+        let err = SstableWriter::create(&dir, 6, SstableOptions::default())
+            .await
+            .expect_err("exists");
+        assert!(
+            matches!(err, SstableError::AlreadyExists { generation: 6, .. }),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn partitions_out_of_order_are_refused() {
+    let dir = test_dir("order");
+    on_shard(move || async move {
+        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default())
+            .await
+            .expect("create");
+        let p = Partition::new();
+        writer
+            .add_partition(&DecoratedKey::new(5, b"b".to_vec()), &p)
+            .await
+            .expect("first");
+        for (token, key) in [(5, &b"b"[..]), (5, b"a"), (4, b"z")] {
+            let err = writer
+                .add_partition(&DecoratedKey::new(token, key.to_vec()), &p)
+                .await
+                .expect_err("out of order");
+            assert!(matches!(err, SstableError::OutOfOrder { .. }), "{err}");
+        }
+        let bad = SstableOptions {
+            bloom_fp_chance: 1.5,
+            ..SstableOptions::default()
+        };
+        let err = SstableWriter::create(&dir, 2, bad)
+            .await
+            .expect_err("bad options");
+        assert!(matches!(err, SstableError::InvalidOptions { .. }), "{err}");
+    });
+}
+
+#[test]
+fn partitions_larger_than_chunks_and_ios_round_trip() {
+    let dir = test_dir("large");
+    on_shard(move || async move {
+        let mut memtable = Memtable::new();
+        let mut rng = Rng(1234);
+        for k in 0..5u8 {
+            let key = DecoratedKey::new(i64::from(k), vec![k]);
+            // Random bytes barely compress: each partition spans many chunks and IOs.
+            let value: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
+            let row = Row {
+                cells: [(
+                    CellKey {
+                        column: 0,
+                        path: None,
+                    },
+                    Cell::live(1, value),
+                )]
+                .into(),
+                ..Row::default()
+            };
+            memtable.apply(&Mutation::new(uuid::Uuid::nil(), key).with_row(b"c".to_vec(), row));
+        }
+        let options = SstableOptions {
+            chunk_size: 40_000,
+            ..SstableOptions::default()
+        };
+        let meta = write(&dir, 1, &memtable, options).await;
+        assert!(meta.stats.data_bytes > 1_500_000);
+        let sstable = Sstable::open(&dir, 1).await.expect("open");
+        for (key, partition) in memtable.iter().collect::<Vec<_>>().into_iter().rev() {
+            let got = sstable.read_partition(key).await.expect("read");
+            assert_eq!(got.as_ref(), Some(partition));
+        }
+        let scan = sstable.scan(&PartitionRange::full()).await.expect("scan");
+        assert_eq!(scan, contents(&memtable));
+    });
+}

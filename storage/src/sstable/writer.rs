@@ -1,0 +1,299 @@
+//! Writing an SSTable: partitions stream into compressed data chunks; index, summary,
+//! filter and statistics are kept in memory and written at `finish`, then the TOC.
+use std::path::{Path, PathBuf};
+
+use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
+
+use super::bloom::{key_hash, Bloom};
+use super::format::{
+    create_file, encode_index_block, encode_partition, encode_stats, encode_summary, put_u32,
+    seal_file, write_file, write_padded, CompressionInfo, SummaryEntry, TOC_HEADER,
+};
+use super::{Component, SstableError, SstableMeta, SstableOptions, SstableStats};
+use crate::model::{DecoratedKey, Partition, Row};
+
+/// Writes one SSTable. Partitions must be added in ring order; nothing is visible to
+/// readers until [`SstableWriter::finish`] has written the TOC.
+pub struct SstableWriter {
+    dir: PathBuf,
+    generation: u64,
+    options: SstableOptions,
+    data: DataStream,
+    /// Uncompressed bytes not yet forming a whole chunk.
+    chunk: Vec<u8>,
+    uncompressed_len: u64,
+    chunk_offsets: Vec<u64>,
+    index: Vec<u8>,
+    block: Vec<(DecoratedKey, u64)>,
+    summary: Vec<SummaryEntry>,
+    hashes: Vec<(u64, u64)>,
+    last_key: Option<DecoratedKey>,
+    stats: SstableStats,
+}
+
+/// `Data.db` being appended: whole aligned IOs go out as they fill.
+struct DataStream {
+    file: DmaFile,
+    path: PathBuf,
+    pending: Vec<u8>,
+    flushed: u64,
+}
+
+impl DataStream {
+    fn len(&self) -> u64 {
+        self.flushed + self.pending.len() as u64
+    }
+
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), SstableError> {
+        self.pending.extend_from_slice(bytes);
+        while self.pending.len() >= MAX_IO_BYTES {
+            let piece: Vec<u8> = self.pending.drain(..MAX_IO_BYTES).collect();
+            write_padded(&self.file, &self.path, self.flushed, &piece).await?;
+            self.flushed += MAX_IO_BYTES as u64;
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<u64, SstableError> {
+        let len = self.len();
+        write_padded(&self.file, &self.path, self.flushed, &self.pending).await?;
+        seal_file(self.file, &self.path, len).await?;
+        Ok(len)
+    }
+}
+
+impl std::fmt::Debug for SstableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstableWriter")
+            .field("dir", &self.dir)
+            .field("generation", &self.generation)
+            .field("partitions", &self.stats.partition_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SstableWriter {
+    /// Starts SSTable `generation` in `dir` (which must exist). Fails if a complete
+    /// SSTable of that generation is there; leftovers of an incomplete one are replaced.
+    pub async fn create(
+        dir: &Path,
+        generation: u64,
+        options: SstableOptions,
+    ) -> Result<SstableWriter, SstableError> {
+        validate(&options)?;
+        let toc = Component::Toc.path(dir, generation);
+        let probe = toc.clone();
+        let exists = scheduler::spawn_blocking(move || probe.try_exists()).await;
+        if exists.map_err(SstableError::io("stat", &toc))? {
+            return Err(SstableError::AlreadyExists {
+                dir: dir.to_path_buf(),
+                generation,
+            });
+        }
+        io::prepare_device(dir)
+            .await
+            .map_err(SstableError::io("prepare device", dir))?;
+        let path = Component::Data.path(dir, generation);
+        let file = create_file(&path).await?;
+        Ok(SstableWriter {
+            dir: dir.to_path_buf(),
+            generation,
+            data: DataStream {
+                file,
+                path,
+                pending: Vec::new(),
+                flushed: 0,
+            },
+            chunk: Vec::with_capacity(options.chunk_size),
+            options,
+            uncompressed_len: 0,
+            chunk_offsets: Vec::new(),
+            index: Vec::new(),
+            block: Vec::new(),
+            summary: Vec::new(),
+            hashes: Vec::new(),
+            last_key: None,
+            stats: SstableStats::default(),
+        })
+    }
+
+    /// Appends a partition; `key` must sort after every key added before.
+    pub async fn add_partition(
+        &mut self,
+        key: &DecoratedKey,
+        partition: &Partition,
+    ) -> Result<(), SstableError> {
+        if let Some(previous) = self.last_key.as_ref().filter(|p| *p >= key) {
+            return Err(SstableError::OutOfOrder {
+                previous_token: previous.token,
+                previous_key: previous.key.to_vec(),
+                token: key.token,
+                key: key.key.to_vec(),
+            });
+        }
+        let payload = encode_partition(key, partition);
+        let position = self.uncompressed_len;
+        let mut framed = Vec::with_capacity(payload.len() + 4);
+        put_u32(
+            &mut framed,
+            u32::try_from(payload.len()).expect("partitions are below 4 GiB"),
+        );
+        framed.extend_from_slice(&payload);
+        self.append_uncompressed(&framed).await?;
+        self.record_key(key, position);
+        self.record_stats(key, partition);
+        Ok(())
+    }
+
+    async fn append_uncompressed(&mut self, mut bytes: &[u8]) -> Result<(), SstableError> {
+        self.uncompressed_len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = self.options.chunk_size - self.chunk.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.chunk.extend_from_slice(now);
+            bytes = rest;
+            if self.chunk.len() == self.options.chunk_size {
+                self.flush_chunk().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses the pending chunk and appends it with its CRC.
+    async fn flush_chunk(&mut self) -> Result<(), SstableError> {
+        self.chunk_offsets.push(self.data.len());
+        let mut compressed = lz4_flex::block::compress(&self.chunk);
+        let crc = crc32fast::hash(&compressed);
+        compressed.extend_from_slice(&crc.to_be_bytes());
+        self.chunk.clear();
+        self.data.append(&compressed).await
+    }
+
+    fn record_key(&mut self, key: &DecoratedKey, position: u64) {
+        self.hashes.push(key_hash(&key.key));
+        self.block.push((key.clone(), position));
+        if self.block.len() >= self.options.index_block_entries {
+            self.flush_index_block();
+        }
+        self.last_key = Some(key.clone());
+    }
+
+    fn flush_index_block(&mut self) {
+        let Some((first_key, _)) = self.block.first() else {
+            return;
+        };
+        let bytes = encode_index_block(&self.block);
+        self.summary.push(SummaryEntry {
+            first_key: first_key.clone(),
+            offset: self.index.len() as u64,
+            len: bytes.len() as u32,
+        });
+        self.index.extend_from_slice(&bytes);
+        self.block.clear();
+    }
+
+    fn record_stats(&mut self, key: &DecoratedKey, partition: &Partition) {
+        let s = &mut self.stats;
+        s.partition_count += 1;
+        s.min_token.get_or_insert(key.token);
+        s.max_token = Some(key.token);
+        for ts in partition_timestamps(partition) {
+            s.min_timestamp = Some(s.min_timestamp.map_or(ts, |m| m.min(ts)));
+            s.max_timestamp = Some(s.max_timestamp.map_or(ts, |m| m.max(ts)));
+        }
+    }
+
+    /// Writes the remaining components, makes them durable, then publishes the TOC.
+    pub async fn finish(mut self) -> Result<SstableMeta, SstableError> {
+        if !self.chunk.is_empty() {
+            self.flush_chunk().await?;
+        }
+        self.flush_index_block();
+        let data_len = self.data.len();
+        self.chunk_offsets.push(data_len);
+        let (dir, generation) = (self.dir.clone(), self.generation);
+        self.data.finish().await?;
+        self.stats.uncompressed_bytes = self.uncompressed_len;
+        self.stats.data_bytes = data_len;
+        let compression = CompressionInfo {
+            chunk_size: self.options.chunk_size as u64,
+            uncompressed_len: self.uncompressed_len,
+            offsets: self.chunk_offsets,
+        };
+        let mut bloom = Bloom::with_capacity(self.hashes.len(), self.options.bloom_fp_chance);
+        for &h in &self.hashes {
+            bloom.insert(h);
+        }
+        let path = |c: Component| c.path(&dir, generation);
+        write_file(&path(Component::CompressionInfo), &compression.encode()).await?;
+        write_file(&path(Component::Index), &self.index).await?;
+        write_file(&path(Component::Summary), &encode_summary(&self.summary)).await?;
+        write_file(&path(Component::Filter), &bloom.encode()).await?;
+        write_file(&path(Component::Statistics), &encode_stats(&self.stats)).await?;
+        write_toc(&dir, generation).await?;
+        Ok(SstableMeta {
+            dir,
+            generation,
+            stats: self.stats,
+        })
+    }
+}
+
+fn validate(options: &SstableOptions) -> Result<(), SstableError> {
+    let reason = if options.chunk_size == 0 || options.chunk_size > 64 * 1024 * 1024 {
+        "chunk_size must be in 1..=64 MiB"
+    } else if !(options.bloom_fp_chance > 0.0 && options.bloom_fp_chance < 1.0) {
+        "bloom_fp_chance must be in (0, 1)"
+    } else if options.index_block_entries == 0 {
+        "index_block_entries must be positive"
+    } else {
+        return Ok(());
+    };
+    Err(SstableError::InvalidOptions {
+        reason: reason.into(),
+    })
+}
+
+/// Every timestamp a partition carries (cells, markers, tombstones).
+fn partition_timestamps(p: &Partition) -> impl Iterator<Item = i64> + '_ {
+    let rows = p.static_row.iter().chain(p.rows.values());
+    p.deletion
+        .iter()
+        .map(|t| t.timestamp)
+        .chain(p.range_tombstones.iter().map(|rt| rt.tombstone.timestamp))
+        .chain(rows.flat_map(row_timestamps))
+}
+
+fn row_timestamps(row: &Row) -> impl Iterator<Item = i64> + '_ {
+    row.marker
+        .iter()
+        .map(|m| m.timestamp)
+        .chain(row.deletion.iter().map(|t| t.timestamp))
+        .chain(row.cells.values().map(|c| c.timestamp))
+        .chain(row.complex_deletions.values().map(|t| t.timestamp))
+}
+
+/// Writes the TOC under a temporary name, renames it into place and syncs the directory:
+/// once the rename is durable the SSTable is complete.
+async fn write_toc(dir: &Path, generation: u64) -> Result<(), SstableError> {
+    let mut text = format!("{TOC_HEADER} {}\n", super::SSTABLE_FORMAT_VERSION);
+    for c in Component::LISTED {
+        text.push_str(c.name());
+        text.push('\n');
+    }
+    let crc = crc32fast::hash(text.as_bytes());
+    text.push_str(&format!("crc32 {crc:08x}\n"));
+    // The other components' directory entries must be durable before the TOC's can be.
+    io::sync_directory(dir)
+        .await
+        .map_err(SstableError::io("sync directory", dir))?;
+    let toc = Component::Toc.path(dir, generation);
+    let tmp = dir.join(format!("tsr-{generation}-TOC.txt.tmp"));
+    write_file(&tmp, text.as_bytes()).await?;
+    io::rename(&tmp, &toc)
+        .await
+        .map_err(SstableError::io("rename", &toc))?;
+    io::sync_directory(dir)
+        .await
+        .map_err(SstableError::io("sync directory", dir))
+}
