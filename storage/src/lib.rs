@@ -7,4 +7,6 @@ pub mod model;
 pub mod schema;
 pub mod sstable;
 pub mod table;
+#[cfg(test)]
+mod test_support;
 pub mod types;

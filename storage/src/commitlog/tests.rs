@@ -1,37 +1,19 @@
 //! Commitlog tests on the real disk (under `target/`, not tmpfs, so direct
 //! IO is exercised), each inside a one-shard glommio executor.
 use std::cell::Cell;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use scheduler::{run_shards, ShardSetConfig};
-
 use super::*;
+use crate::test_support::on_shard;
 
 const BLOCK: u64 = 4096;
 /// Small segments (16 blocks) so tests cross segment boundaries.
 const SEGMENT: u64 = 16 * BLOCK;
 
 fn test_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/commitlog-tests")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create test dir");
-    dir
-}
-
-fn on_shard<F, Fut, T>(body: F) -> T
-where
-    F: FnOnce() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    let mut results =
-        run_shards(ShardSetConfig::new(1), move |_| body.clone()()).expect("shard runs");
-    results.pop().expect("one shard")
+    crate::test_support::test_dir("commitlog-tests", name)
 }
 
 fn config(sync: SyncMode) -> Config {

@@ -109,18 +109,12 @@ impl Mutation {
 
     /// Approximate size, bytes (for memory accounting and batch limits).
     pub fn size_bytes(&self) -> usize {
-        let rows: usize = self
-            .rows
-            .iter()
-            .map(|(k, r)| k.len() + r.size_bytes())
-            .sum();
-        let statics = self.static_row.as_ref().map_or(0, Row::size_bytes);
-        let ranges: usize = self
-            .range_tombstones
-            .iter()
-            .map(RangeTombstone::size_bytes)
-            .sum();
-        64 + self.key.key.len() + rows + statics + ranges
+        let content = super::partition::content_size(
+            self.rows.iter().map(|(k, r)| (k, r)),
+            self.static_row.as_ref(),
+            &self.range_tombstones,
+        );
+        64 + self.key.key.len() + content
     }
 }
 

@@ -92,18 +92,11 @@ impl Partition {
     /// Approximate memory footprint, bytes (computed from scratch; callers keep running
     /// totals from the deltas `apply` returns).
     pub fn size_bytes(&self) -> usize {
-        let rows: usize = self
-            .rows
-            .iter()
-            .map(|(k, r)| k.len() + r.size_bytes())
-            .sum();
-        let statics = self.static_row.as_ref().map_or(0, Row::size_bytes);
-        let ranges: usize = self
-            .range_tombstones
-            .iter()
-            .map(RangeTombstone::size_bytes)
-            .sum();
-        rows + statics + ranges
+        content_size(
+            self.rows.iter(),
+            self.static_row.as_ref(),
+            &self.range_tombstones,
+        )
     }
 }
 
@@ -115,4 +108,20 @@ fn merge_into(slot: &mut Option<Row>, row: &Row) -> isize {
             size_isize(row.size_bytes())
         }
     }
+}
+
+/// The approximate size of a partition's (or a mutation's) rows, static row
+/// and range tombstones, bytes.
+pub(crate) fn content_size<'a>(
+    rows: impl Iterator<Item = (&'a Bytes, &'a Row)>,
+    static_row: Option<&Row>,
+    range_tombstones: &[RangeTombstone],
+) -> usize {
+    let rows: usize = rows.map(|(k, r)| k.len() + r.size_bytes()).sum();
+    let statics = static_row.map_or(0, Row::size_bytes);
+    let ranges: usize = range_tombstones
+        .iter()
+        .map(RangeTombstone::size_bytes)
+        .sum();
+    rows + statics + ranges
 }

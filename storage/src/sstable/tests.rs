@@ -1,11 +1,9 @@
 //! SSTable tests on the real disk (under `target/`, so direct IO is exercised), each in a
 //! one-shard glommio executor. Contents come from a memtable fed random mutations.
-use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use scheduler::{run_shards, ShardSetConfig};
 
 use super::*;
 use crate::memtable::Memtable;
@@ -13,25 +11,10 @@ use crate::model::{
     Cell, CellKey, ClusteringBound, ClusteringRange, DecoratedKey, Expiry, Mutation, Partition,
     PartitionRange, Row, RowMarker, Tombstone,
 };
+use crate::test_support::on_shard;
 
 fn test_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/sstable-tests")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create test dir");
-    dir
-}
-
-fn on_shard<F, Fut, T>(body: F) -> T
-where
-    F: FnOnce() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    let mut results =
-        run_shards(ShardSetConfig::new(1), move |_| body.clone()()).expect("shard runs");
-    results.pop().expect("one shard")
+    crate::test_support::test_dir("sstable-tests", name)
 }
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
