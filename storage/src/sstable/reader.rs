@@ -151,6 +151,20 @@ impl Sstable {
         &self,
         range: &PartitionRange,
     ) -> Result<Vec<(DecoratedKey, Partition)>, SstableError> {
+        self.scan_limited(range, usize::MAX).await
+    }
+
+    /// The first `limit` partitions in `range`, in ring order. A caller continues a scan
+    /// by asking again with the range's start moved past the last key returned; fewer
+    /// than `limit` partitions means the range is exhausted.
+    pub async fn scan_limited(
+        &self,
+        range: &PartitionRange,
+        limit: usize,
+    ) -> Result<Vec<(DecoratedKey, Partition)>, SstableError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let first_block = match range.seek_start() {
             Bound::Unbounded => 0,
             Bound::Included(k) | Bound::Excluded(k) => self
@@ -176,6 +190,9 @@ impl Sstable {
                     ));
                 }
                 out.push((key, partition));
+                if out.len() >= limit {
+                    return Ok(out);
+                }
             }
         }
         Ok(out)

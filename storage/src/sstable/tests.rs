@@ -238,6 +238,13 @@ async fn check_ranges(sstable: &Sstable, memtable: &Memtable) {
             expected,
             "{range:?}"
         );
+        let limit = 1 + rng.below(5) as usize;
+        let limited = sstable.scan_limited(&range, limit).await.expect("scan");
+        assert_eq!(
+            limited[..],
+            expected[..limit.min(expected.len())],
+            "{range:?}"
+        );
     }
 }
 
