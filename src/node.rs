@@ -133,9 +133,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> {
     let config = &shared.config;
     local::init(shared.schema.clone());
-    // Replay before the ready barrier: no shard listens until every shard
-    // has rebuilt its memtables from its log.
-    if let Err(error) = open_commitlog(shard, config).await {
+    // Load SSTables and replay the log before the ready barrier: no shard
+    // listens until every shard has its data back.
+    let opened = async {
+        open_storage(shard, &shared).await?;
+        open_commitlog(shard, config).await
+    };
+    if let Err(error) = opened.await {
         // The other shards wait for this one at the ready barrier: stop them.
         shared.stop.store(true, Ordering::Relaxed);
         return Err(error);
@@ -213,11 +217,77 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     }
     drop(acceptors);
     server.stop(STOP_GRACE).await;
-    // Requests are done: make everything they appended durable.
+    // Requests are done: write the memtables to SSTables (so the next start
+    // replays little), then make everything appended durable.
+    if let Err(error) = local::flush_all().await {
+        tracing::error!(shard, %error, "flush at stop failed; the commitlog keeps the data");
+    }
     local::close_commitlog()
         .await
         .context("close the commitlog")?;
     Ok(())
+}
+
+/// Opens this shard's tables in the data directory (their SSTables).
+async fn open_storage(shard: usize, shared: &NodeShared) -> anyhow::Result<()> {
+    let config = &shared.config;
+    let started = std::time::Instant::now();
+    let storage = local::StorageConfig {
+        data_dir: shared.data_dir.clone(),
+        shard: u32::try_from(shard).context("shard id fits in u32")?,
+        shard_count: u32::try_from(shared.shard_count).context("shard count fits in u32")?,
+        memtable_limit_bytes: memtable_limit_per_shard(config, shared.shard_count),
+    };
+    let limit = storage.memtable_limit_bytes;
+    let report = local::open_storage(storage)
+        .await
+        .with_context(|| format!("open tables in {}", shared.data_dir.display()))?;
+    tracing::info!(
+        shard,
+        sstables = report.opened,
+        incomplete_removed = report.incomplete_removed,
+        quarantined = report.quarantined,
+        memtable_limit_mb = limit >> 20,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "tables opened"
+    );
+    Ok(())
+}
+
+/// Memtable bytes each shard may hold before flushing: the configured
+/// total, or `memtable_space_fraction` of the node's memory (the `memory`
+/// setting, or the machine's), split evenly between shards.
+fn memtable_limit_per_shard(config: &Config, shard_count: usize) -> usize {
+    let total = match config.memtable_total_space_in_mb {
+        Some(mb) => mb << 20,
+        None => {
+            let memory = config
+                .memory_bytes()
+                .ok()
+                .flatten()
+                .unwrap_or_else(physical_memory_bytes);
+            (memory as f64 * config.memtable_space_fraction) as u64
+        }
+    };
+    let per_shard = total / shard_count.max(1) as u64;
+    usize::try_from(per_shard)
+        .unwrap_or(usize::MAX)
+        .max(1 << 20)
+}
+
+/// The machine's physical memory, bytes (1 GiB if the OS does not say).
+fn physical_memory_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(page_size)) {
+        (Ok(pages), Ok(size)) if pages > 0 && size > 0 => pages * size,
+        _ => 1 << 30,
+    }
 }
 
 /// Opens this shard's commitlog in the commitlog directory (segment names
@@ -247,6 +317,14 @@ async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "commitlog replayed"
     );
+    if summary.mutations_applied > 0 {
+        // Write what replay rebuilt to SSTables, so its segments can go.
+        scheduler::spawn_local(async move {
+            if let Err(error) = local::flush_all().await {
+                tracing::error!(shard, %error, "flush after replay failed");
+            }
+        });
+    }
     Ok(())
 }
 
@@ -270,7 +348,7 @@ fn check_commitlog_shards(dir: &Path, shard_count: usize) -> anyhow::Result<()> 
     match highest {
         Some(highest) if highest + 1 != shard_count => anyhow::bail!(
             "the commitlog in {} was written by {} shards but the node starts {shard_count}; \
-             start with --smp {} (changing the shard count needs SSTables, not there yet)",
+             start with --smp {} (a change of shard count needs resharding, not supported yet)",
             dir.display(),
             highest + 1,
             highest + 1

@@ -1,26 +1,41 @@
-//! The state one shard owns: its [`Database`], its [`Commitlog`] and its
-//! copy of the schema.
+//! The state one shard owns: its [`Database`], its [`Commitlog`], its copy
+//! of the schema, and the flushing of its memtables.
 //!
 //! Writes are durable through the commitlog: [`log_mutations`] appends a
-//! mutation's binary form before the caller applies it to the memtable, and
-//! [`open_commitlog`] rebuilds the memtables at start by replaying the log.
-//! There is no flush to SSTables yet, so no segment is ever discarded and
-//! replay reads every write the shard ever took.
+//! mutation's binary form before the caller applies it to the memtable
+//! (with the position it got, so the table knows which segments it pins),
+//! and [`open_commitlog`] rebuilds the memtables at start by replaying the
+//! log on top of the SSTables [`open_storage`] loaded.
+//!
+//! Flushing: when the shard's memtables pass their share of memory
+//! ([`StorageConfig::memtable_limit_bytes`]) the largest table's memtable is
+//! written to an SSTable in the background, while reads and writes go on;
+//! writes wait (they are not failed) only when the memtables reach twice
+//! the limit. The commitlog's total-space limit flushes every table holding
+//! data in the oldest segments. After each flush the commitlog discards the
+//! segments no memtable needs any more.
 //!
 //! It lives in a thread local because a shard is a thread: jobs sent by
 //! other shards with `scheduler::smp::submit_to` find it here. Nothing in it
 //! is shared with another shard; the schema snapshot is an immutable `Arc`
 //! that every shard holds its own reference to.
 use std::cell::{Cell, RefCell};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use storage::commitlog::{self, Commitlog, CommitlogError, ReplayPosition, ReplayStats};
 use storage::database::Database;
-use storage::model::{LogEntry, Mutation, TableId};
-use storage::schema::Schema;
+use storage::error::StorageError;
+use storage::model::{
+    DecoratedKey, LogEntry, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId,
+};
+use storage::schema::{Schema, TableDef};
+use storage::sstable::SstableOptions;
+use storage::table::{LoadReport, Table, TableStorage};
 
 /// One shard's replica state.
 pub struct LocalShard {
@@ -30,6 +45,26 @@ pub struct LocalShard {
     /// `None` until [`open_commitlog`] (and in tests that need no
     /// durability): writes are then memtable-only.
     commitlog: RefCell<Option<Rc<Commitlog>>>,
+    /// `None` until [`open_storage`]: tables are then memory-only.
+    storage: RefCell<Option<StorageConfig>>,
+    /// A background flush is running.
+    flushing: Cell<bool>,
+    flush_stats: Cell<FlushStats>,
+    /// Per-partition locks serializing compare-and-set operations.
+    cas_locks: RefCell<HashMap<(TableId, DecoratedKey), Rc<scheduler::sync::Semaphore>>>,
+}
+
+/// Where a shard keeps its tables and how much memory its memtables may use.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The data directory: tables live in `<data_dir>/<keyspace>/<table>-<id>/`.
+    pub data_dir: PathBuf,
+    /// This shard.
+    pub shard: u32,
+    /// How many shards the node runs.
+    pub shard_count: u32,
+    /// Memtable bytes above which this shard flushes its largest memtable.
+    pub memtable_limit_bytes: usize,
 }
 
 /// What replaying the commitlog at start did.
@@ -56,11 +91,23 @@ pub struct ProxyStats {
     pub forwarded_requests: u64,
 }
 
+/// This shard's flush counters, over all tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Memtables written to SSTables.
+    pub flushes: u64,
+    /// Flushes that failed (their memtables stay and are retried).
+    pub failures: u64,
+    /// Times a write waited for a flush to free memory.
+    pub write_stalls: u64,
+}
+
 thread_local! {
     static LOCAL: RefCell<Option<Rc<LocalShard>>> = const { RefCell::new(None) };
 }
 
-/// Installs this shard's state; called once when the shard starts.
+/// Installs this shard's state, with memory-only tables; called once when
+/// the shard starts ([`open_storage`] then gives the tables their files).
 pub fn init(schema: Arc<Schema>) {
     let mut db = Database::new();
     for table in schema.tables() {
@@ -73,6 +120,10 @@ pub fn init(schema: Arc<Schema>) {
             schema: RefCell::new(schema),
             stats: Cell::new(ProxyStats::default()),
             commitlog: RefCell::new(None),
+            storage: RefCell::new(None),
+            flushing: Cell::new(false),
+            flush_stats: Cell::new(FlushStats::default()),
+            cas_locks: RefCell::new(HashMap::new()),
         }))
     });
 }
@@ -89,6 +140,11 @@ pub fn with_db<R>(f: impl FnOnce(&mut Database) -> R) -> R {
     let shard = local();
     let mut db = shard.db.borrow_mut();
     f(&mut db)
+}
+
+/// The table `id` of this shard.
+pub fn table(id: TableId) -> Result<Rc<Table>, StorageError> {
+    with_db(|db| db.existing(id))
 }
 
 /// Counts a single-partition request by where its data lives.
@@ -108,27 +164,133 @@ pub fn proxy_stats() -> ProxyStats {
     local().stats.get()
 }
 
+/// This shard's flush counters.
+pub fn flush_stats() -> FlushStats {
+    local().flush_stats.get()
+}
+
+fn update_flush_stats(f: impl FnOnce(&mut FlushStats)) {
+    let shard = local();
+    let mut stats = shard.flush_stats.get();
+    f(&mut stats);
+    shard.flush_stats.set(stats);
+}
+
 /// This shard's current schema snapshot.
 pub fn schema() -> Arc<Schema> {
     local().schema.borrow().clone()
 }
 
+/// The directory of `table` under `data_dir`.
+pub fn table_dir(data_dir: &Path, table: &TableDef) -> PathBuf {
+    data_dir
+        .join(&table.keyspace)
+        .join(format!("{}-{}", table.name, table.id.simple()))
+}
+
+/// How `table`'s SSTables are written, from its options.
+fn sstable_options(table: &TableDef) -> SstableOptions {
+    let defaults = SstableOptions::default();
+    let chunk_kb = table
+        .options
+        .compression
+        .get("chunk_length_in_kb")
+        .and_then(|kb| kb.parse::<usize>().ok())
+        .filter(|kb| kb.is_power_of_two() && *kb <= 1024);
+    let fp = table.options.bloom_filter_fp_chance;
+    SstableOptions {
+        chunk_size: chunk_kb.map_or(defaults.chunk_size, |kb| kb * 1024),
+        bloom_fp_chance: if fp > 0.0 && fp < 1.0 {
+            fp
+        } else {
+            defaults.bloom_fp_chance
+        },
+        ..defaults
+    }
+}
+
+fn table_storage(config: &StorageConfig, table: &TableDef) -> TableStorage {
+    TableStorage {
+        dir: table_dir(&config.data_dir, table),
+        shard: config.shard,
+        shard_count: config.shard_count,
+        options: sstable_options(table),
+    }
+}
+
+/// Gives every table of the schema its directory and opens this shard's
+/// SSTables there; later tables get theirs when created. Runs once at
+/// start, before the commitlog is replayed on top.
+pub async fn open_storage(config: StorageConfig) -> Result<LoadReport, StorageError> {
+    let mut total = LoadReport::default();
+    for def in schema().tables() {
+        let (table, report) = Table::open(def.id, table_storage(&config, def)).await?;
+        total.opened += report.opened;
+        total.incomplete_removed += report.incomplete_removed;
+        total.quarantined += report.quarantined;
+        with_db(|db| {
+            let _ = db.drop_table(def.id);
+            db.add_table(table)
+        })?;
+    }
+    *local().storage.borrow_mut() = Some(config);
+    Ok(total)
+}
+
 /// Replaces this shard's schema snapshot and creates or drops the tables
-/// that appeared or disappeared.
-pub fn set_schema(new: Arc<Schema>) {
+/// that appeared or disappeared (a dropped table's files are deleted).
+pub async fn set_schema(new: Arc<Schema>) -> Result<(), StorageError> {
     let shard = local();
     let old = shard.schema.replace(new.clone());
-    let mut db = shard.db.borrow_mut();
-    for table in new.tables() {
-        if old.table_by_id(table.id).is_none() {
-            let _ = db.create_table(table.id);
+    let storage = shard.storage.borrow().clone();
+    for def in new.tables() {
+        if old.table_by_id(def.id).is_some() || with_db(|db| db.table(def.id).is_some()) {
+            continue;
+        }
+        match &storage {
+            Some(config) => {
+                let (table, _) = Table::open(def.id, table_storage(config, def)).await?;
+                // Another schema change may have created it meanwhile.
+                let _ = with_db(|db| db.add_table(table));
+            }
+            None => {
+                let _ = with_db(|db| db.create_table(def.id));
+            }
         }
     }
-    for table in old.tables() {
-        if new.table_by_id(table.id).is_none() {
-            let _ = db.drop_table(table.id);
+    for def in old.tables() {
+        if new.table_by_id(def.id).is_some() {
+            continue;
+        }
+        let Ok(table) = with_db(|db| db.drop_table(def.id)) else {
+            continue;
+        };
+        table.drop_data().await?;
+        if let Some(dir) = table.storage().map(|s| s.dir.clone()) {
+            remove_table_dir(dir).await;
         }
     }
+    Ok(())
+}
+
+/// Removes a dropped table's directory once it is empty (every shard
+/// deletes its own SSTables; the last one to finish removes the directory).
+async fn remove_table_dir(dir: PathBuf) {
+    let removed = scheduler::spawn_blocking(move || match std::fs::remove_dir(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc_enotempty()) => Ok(()),
+        Err(e) => Err((dir, e)),
+    })
+    .await;
+    if let Err((dir, error)) = removed {
+        tracing::warn!(dir = %dir.display(), %error, "could not remove a dropped table's directory");
+    }
+}
+
+/// `ENOTEMPTY` on Linux.
+const fn libc_enotempty() -> i32 {
+    39
 }
 
 /// Opens this shard's commitlog (segments named for `shard` in `dir`),
@@ -145,7 +307,11 @@ pub async fn open_commitlog(
     };
     let (log, stats) = Commitlog::open_with(dir, shard, config, &mut apply).await?;
     summary.log = stats;
-    *local().commitlog.borrow_mut() = Some(Rc::new(log));
+    let log = Rc::new(log);
+    log.set_space_pressure_callback(Rc::new(|before: ReplayPosition| {
+        scheduler::spawn_local(flush_older_than(before));
+    }));
+    *local().commitlog.borrow_mut() = Some(log);
     Ok(summary)
 }
 
@@ -153,9 +319,12 @@ fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: 
     let mutation = match LogEntry::decode(payload) {
         Ok(LogEntry::Mutation(mutation)) => *mutation,
         Ok(LogEntry::Truncate { table }) => {
-            // Everything logged before it is gone; a table dropped since
-            // has nothing to truncate.
-            let _ = with_db(|db| db.truncate(table));
+            // Everything logged before it is gone from the memtables. The
+            // SSTables on disk were deleted before the entry was logged, so
+            // those there now were written after it and stay.
+            if let Ok(table) = self::table(table) {
+                table.clear_memtables();
+            }
             summary.truncations += 1;
             return;
         }
@@ -176,7 +345,7 @@ fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: 
         summary.unknown_table_skipped += 1;
         return;
     }
-    match with_db(|db| db.apply(&mutation)) {
+    match with_db(|db| db.apply(&mutation, Some(position))) {
         Ok(()) => summary.mutations_applied += 1,
         Err(_) => summary.unknown_table_skipped += 1,
     }
@@ -185,35 +354,120 @@ fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: 
 /// Appends `mutations` to this shard's commitlog and waits as its sync mode
 /// says: in batch mode until they are durable, in periodic mode not at all.
 /// The appends are issued together so that they share one group commit.
-/// Without a commitlog (not opened) this does nothing.
-pub async fn log_mutations(mutations: &[Mutation]) -> Result<(), CommitlogError> {
+/// Returns each mutation's position (`None` without a commitlog: not opened,
+/// writes are then memtable-only).
+pub async fn log_mutations(
+    mutations: &[Mutation],
+) -> Result<Vec<Option<ReplayPosition>>, CommitlogError> {
     let Some(log) = local().commitlog.borrow().clone() else {
-        return Ok(());
+        return Ok(vec![None; mutations.len()]);
     };
     let payloads: Vec<Vec<u8>> = mutations.iter().map(Mutation::encode).collect();
     let appends = payloads.iter().map(|payload| log.append(payload));
     join_all(appends)
         .await
         .into_iter()
-        .try_for_each(|r| r.map(drop))
+        .map(|r| r.map(Some))
+        .collect()
 }
 
-/// Truncates `table` in this shard's memtables and logs the truncation, so
-/// that replay truncates it at the same point of the log.
+/// Applies mutations already logged at `positions` to the memtables, then
+/// starts a flush if the memtables passed their limit.
+pub fn apply_logged(
+    mutations: &[Mutation],
+    positions: &[Option<ReplayPosition>],
+) -> Result<(), StorageError> {
+    with_db(|db| {
+        mutations
+            .iter()
+            .zip(positions.iter().copied().chain(std::iter::repeat(None)))
+            .try_for_each(|(m, position)| db.apply(m, position))
+    })?;
+    maybe_flush();
+    Ok(())
+}
+
+/// Reads one partition of `table` on this shard.
+pub async fn read_partition(
+    table: TableId,
+    key: &DecoratedKey,
+    slice: &SliceQuery,
+    now_secs: i32,
+) -> Result<Option<PartitionResult>, StorageError> {
+    let result = self::table(table)?
+        .read_partition(key, slice, now_secs)
+        .await?;
+    with_db(|db| db.count_reads(result.as_slice()));
+    Ok(result)
+}
+
+/// Scans `range` of `table` on this shard (see [`Table::scan`]).
+pub async fn scan(
+    table: TableId,
+    range: &PartitionRange,
+    slice: &SliceQuery,
+    partition_limit: usize,
+    now_secs: i32,
+) -> Result<Vec<PartitionResult>, StorageError> {
+    let results = self::table(table)?
+        .scan(range, slice, partition_limit, now_secs)
+        .await?;
+    with_db(|db| db.count_reads(&results));
+    Ok(results)
+}
+
+/// Holds the compare-and-set lock of one partition until dropped.
+pub struct CasLock {
+    key: (TableId, DecoratedKey),
+    lock: Rc<scheduler::sync::Semaphore>,
+}
+
+impl Drop for CasLock {
+    fn drop(&mut self) {
+        self.lock.signal(1);
+        // The last holder (no waiter has a handle) removes the entry.
+        let shard = local();
+        let mut locks = shard.cas_locks.borrow_mut();
+        if Rc::strong_count(&self.lock) == 2 {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+/// Waits for the compare-and-set lock of `key` in `table`: compare-and-set
+/// operations on one partition run one at a time on its shard, so each
+/// one's read, check and write see no other's in between.
+pub async fn lock_partition(table: TableId, key: &DecoratedKey) -> CasLock {
+    let entry = (table, key.clone());
+    let lock = local()
+        .cas_locks
+        .borrow_mut()
+        .entry(entry.clone())
+        .or_insert_with(|| Rc::new(scheduler::sync::Semaphore::new(1)))
+        .clone();
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _ = lock.acquire(1).await;
+    CasLock { key: entry, lock }
+}
+
+/// Truncates `table`: drops its memtables and deletes its SSTables on this
+/// shard, then logs the truncation, so that replay truncates the memtables
+/// it rebuilds at the same point of the log.
 ///
-/// The memtables are truncated first, then the entry is appended with no
-/// await in between (an append takes its place in the log when first
-/// polled): a write applied before the truncation was logged before it. A
-/// write concurrent with the truncation (logged before it, applied after)
-/// may be kept now and truncated after a restart; TRUNCATE gives writes
-/// racing with it no promise either way.
+/// The memtables are truncated first, then the entry is appended: a write
+/// applied before the truncation was logged before it. A write concurrent
+/// with the truncation (logged before it, applied after) may be kept now
+/// and truncated after a restart; TRUNCATE gives writes racing with it no
+/// promise either way.
 pub async fn truncate_logged(table: TableId) -> Result<(), TruncateError> {
-    with_db(|db| db.truncate(table)).map_err(TruncateError::Storage)?;
+    let table_ref = self::table(table).map_err(TruncateError::Storage)?;
+    table_ref.truncate().await.map_err(TruncateError::Storage)?;
     let Some(log) = local().commitlog.borrow().clone() else {
         return Ok(());
     };
     let entry = LogEntry::Truncate { table }.encode();
     log.append(&entry).await.map_err(TruncateError::Commitlog)?;
+    discard_flushed_segments();
     Ok(())
 }
 
@@ -221,9 +475,124 @@ pub async fn truncate_logged(table: TableId) -> Result<(), TruncateError> {
 #[derive(Debug, thiserror::Error)]
 pub enum TruncateError {
     #[error(transparent)]
-    Storage(storage::error::StorageError),
+    Storage(StorageError),
     #[error(transparent)]
     Commitlog(CommitlogError),
+}
+
+/// Starts a background flush of the largest memtables if this shard's
+/// memtables passed their limit and none is running.
+pub fn maybe_flush() {
+    let shard = local();
+    let Some(limit) = shard
+        .storage
+        .borrow()
+        .as_ref()
+        .map(|c| c.memtable_limit_bytes)
+    else {
+        return;
+    };
+    if shard.flushing.get() || active_memtable_bytes() < limit {
+        return;
+    }
+    shard.flushing.set(true);
+    scheduler::spawn_local(async move {
+        // Flush the largest until the active memtables are under half the limit.
+        while active_memtable_bytes() > limit / 2 {
+            let largest =
+                with_db(|db| db.tables().max_by_key(|t| t.active_memory_bytes()).cloned());
+            let Some(table) = largest else { break };
+            if !flush_table(&table).await {
+                break;
+            }
+        }
+        local().flushing.set(false);
+    });
+}
+
+fn active_memtable_bytes() -> usize {
+    with_db(|db| db.tables().map(|t| t.active_memory_bytes()).sum())
+}
+
+/// Waits while this shard's memtables (active and being flushed) hold more
+/// than twice their limit: the flushes cannot keep up, so writers are held
+/// back until they do. Never fails.
+pub async fn wait_for_memtable_room() {
+    let Some(limit) = local()
+        .storage
+        .borrow()
+        .as_ref()
+        .map(|c| c.memtable_limit_bytes)
+    else {
+        return;
+    };
+    let mut stalled = false;
+    while with_db(|db| db.memory_bytes()) > limit.saturating_mul(2) {
+        if !stalled {
+            stalled = true;
+            update_flush_stats(|s| s.write_stalls += 1);
+        }
+        maybe_flush();
+        scheduler::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Flushes one table; logs and counts a failure. Returns whether it worked.
+async fn flush_table(table: &Table) -> bool {
+    match table.flush().await {
+        Ok(written) => {
+            update_flush_stats(|s| s.flushes += written.len() as u64);
+            discard_flushed_segments();
+            true
+        }
+        Err(error) => {
+            update_flush_stats(|s| s.failures += 1);
+            tracing::error!(table = %table.id(), %error, "memtable flush failed; will retry");
+            false
+        }
+    }
+}
+
+/// Flushes every table holding writes logged before `before` (the
+/// commitlog's total-space limit).
+async fn flush_older_than(before: ReplayPosition) {
+    let tables: Vec<Rc<Table>> = with_db(|db| {
+        db.tables()
+            .filter(|t| t.min_dirty_position().is_some_and(|p| p < before))
+            .cloned()
+            .collect()
+    });
+    for table in tables {
+        flush_table(&table).await;
+    }
+}
+
+/// Flushes every memtable of this shard (the stop path, and an operator's
+/// flush). Returns the first error, after trying every table.
+pub async fn flush_all() -> Result<(), StorageError> {
+    let tables: Vec<Rc<Table>> = with_db(|db| db.tables().cloned().collect());
+    let mut first_error = None;
+    for table in tables {
+        match table.flush().await {
+            Ok(written) => update_flush_stats(|s| s.flushes += written.len() as u64),
+            Err(error) => {
+                update_flush_stats(|s| s.failures += 1);
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    discard_flushed_segments();
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Lets the commitlog drop every segment whose writes are all in SSTables.
+fn discard_flushed_segments() {
+    let Some(log) = local().commitlog.borrow().clone() else {
+        return;
+    };
+    let before =
+        with_db(|db| db.min_dirty_position()).unwrap_or_else(|| log.current_segment_start());
+    log.discard_before(before);
 }
 
 /// This shard's commitlog counters, if it has one.
@@ -332,7 +701,8 @@ mod tests {
             let applied = with_db(|db| db.stats().mutations_applied);
             let range = storage::model::PartitionRange::full();
             let slice = storage::model::SliceQuery::full();
-            let partitions = with_db(|db| db.scan(kept, &range, &slice, 100, 0))
+            let partitions = scan(kept, &range, &slice, 100, 0)
+                .await
                 .expect("scan")
                 .len();
             close_commitlog().await.expect("close");
@@ -352,9 +722,10 @@ mod tests {
     fn without_a_commitlog_logging_does_nothing() {
         on_shard(|| async {
             init(schema_with(&[]));
-            log_mutations(&[write(uuid::Uuid::nil(), b"k")])
+            let positions = log_mutations(&[write(uuid::Uuid::nil(), b"k")])
                 .await
                 .expect("no commitlog, no error");
+            assert_eq!(positions, vec![None]);
             assert!(commitlog_stats().is_none());
             close_commitlog().await.expect("nothing to close");
         });

@@ -52,11 +52,14 @@ pub async fn publish(data_dir: PathBuf, schema: Schema) -> Result<(), ProxyError
     let written = scheduler::spawn_blocking(move || write_schema_file(&data_dir, &bytes)).await;
     written.map_err(|e| ProxyError::Schema(format!("write schema file: {e}")))?;
     let schema = Arc::new(schema);
-    scheduler::smp::submit_to_all(move || {
+    let installed = scheduler::smp::submit_to_all(move || {
         let schema = schema.clone();
-        async move { local::set_schema(schema) }
+        async move { local::set_schema(schema).await.map_err(|e| e.to_string()) }
     })
     .await
     .map_err(|e| ProxyError::Schema(format!("install schema: {e}")))?;
+    for result in installed {
+        result.map_err(|e| ProxyError::Schema(format!("install schema: {e}")))?;
+    }
     Ok(())
 }

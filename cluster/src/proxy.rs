@@ -10,18 +10,17 @@
 //! Statements that arrive on the owning shard (the shard-aware drivers'
 //! normal case) run inline with no message at all.
 //!
-//! Compare-and-set ([`StorageProxy::cas`]) is linearizable on one node
-//! because a shard is single-threaded and owns its partitions: the read, the
-//! condition check and the write run as one job on the owning shard with no
-//! await between them, so no other write to the partition can interleave.
+//! Compare-and-set ([`StorageProxy::cas`]) is linearizable on one node:
+//! the read, the condition check and the durable write run as one job on the
+//! owning shard under a per-partition lock, so no other compare-and-set on
+//! the partition can interleave.
 //! A cluster replaces the inside of `cas` with Paxos rounds over the
 //! replicas; its callers and its contract stay the same.
 //!
 //! Durability: the owning shard appends every mutation to its commitlog
 //! ([`local::log_mutations`]) and answers only once the append returned,
-//! which in `batch` sync mode means once the write is on disk. A plain
-//! write is logged before it reaches the memtable; a compare-and-set is
-//! logged right after its atomic check-and-apply (see [`StorageProxy::cas`]).
+//! which in `batch` sync mode means once the write is on disk. Every write,
+//! conditional or not, is logged before it reaches the memtable.
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -124,7 +123,7 @@ impl StorageProxy {
     ) -> Result<Option<PartitionResult>, ProxyError> {
         let shard = self.route(key.token);
         let read = scheduler::smp::submit_to(shard, move || async move {
-            local::with_db(|db| db.read_partition(table, &key, &slice, now_secs))
+            local::read_partition(table, &key, &slice, now_secs).await
         })
         .await;
         flatten(shard, read)
@@ -133,23 +132,14 @@ impl StorageProxy {
     /// Compare-and-set on one partition: reads `slice` of `key`, asks
     /// `condition` whether the current data allows the write and, if it
     /// does, applies the mutations `mutations` builds for the write
-    /// timestamp it is given. Read, check and write are one job on the
-    /// owning shard with nothing in between, so the operation is atomic and
-    /// linearizable against every other write to the partition.
+    /// timestamp it is given. The operation runs on the owning shard under
+    /// the partition's compare-and-set lock, from the read to the durable
+    /// write, so compare-and-set operations on a partition are atomic and
+    /// linearizable with respect to each other. (Plain writes to the same
+    /// partition do not take the lock, as in Cassandra: mixing them with
+    /// conditional writes gives no such guarantee.)
     ///
     /// Every mutation must be for `table` and `key`.
-    ///
-    /// The commitlog append comes after the memtable apply and before the
-    /// answer: an await between check and apply would let another
-    /// compare-and-set on the partition check the same old state. So a
-    /// reader on the shard may see an applied write a moment before it is
-    /// durable. That is still linearizable (the write takes effect within
-    /// its call, at the apply), and the only window is a crash in between,
-    /// which loses a write no client was told had succeeded. A later
-    /// compare-and-set that read it is itself appended after it, and the log
-    /// becomes durable in order, so it is acknowledged only once its
-    /// predecessor is durable too (unless the earlier append had to wait for
-    /// room in the log's write buffer, 8 MiB behind, and was overtaken).
     pub async fn cas<C, M>(
         &self,
         table: TableId,
@@ -165,12 +155,27 @@ impl StorageProxy {
     {
         let shard = self.shard_of(key.token);
         let outcome = scheduler::smp::submit_to(shard, move || async move {
-            let (outcome, writes) =
-                check_and_apply(shard, table, key, slice, now_secs, condition, mutations)?;
-            local::log_mutations(&writes)
+            let _lock = local::lock_partition(table, &key).await;
+            let current = local::read_partition(table, &key, &slice, now_secs)
                 .await
-                .map_err(|source| ProxyError::Commitlog { shard, source })?;
-            Ok(outcome)
+                .map_err(|source| ProxyError::Storage { shard, source })?;
+            if !condition(current.as_ref()) {
+                return Ok(CasOutcome {
+                    current,
+                    applied: false,
+                });
+            }
+            let writes = mutations(next_cas_micros());
+            // Writing any other partition here would escape the
+            // atomicity the caller relies on.
+            if writes.iter().any(|m| m.table != table || m.key != key) {
+                return Err(ProxyError::CasOutsidePartition);
+            }
+            apply_logged(shard, writes).await?;
+            Ok(CasOutcome {
+                current,
+                applied: true,
+            })
         })
         .await;
         outcome.map_err(|source| ProxyError::Shard { shard, source })?
@@ -192,7 +197,7 @@ impl StorageProxy {
             let slice = slice.clone();
             async move {
                 let part = scheduler::smp::submit_to(shard, move || async move {
-                    local::with_db(|db| db.scan(table, &range, &slice, partition_limit, now_secs))
+                    local::scan(table, &range, &slice, partition_limit, now_secs).await
                 })
                 .await;
                 flatten(shard, part)
@@ -243,57 +248,14 @@ async fn apply_logged(shard: usize, batch: Vec<Mutation>) -> Result<(), ProxyErr
         let source = storage::error::StorageError::UnknownTable { table };
         return Err(ProxyError::Storage { shard, source });
     }
-    local::log_mutations(&batch)
+    // Held back (not failed) while flushes cannot keep up with writes.
+    local::wait_for_memtable_room().await;
+    let positions = local::log_mutations(&batch)
         .await
         .map_err(|source| ProxyError::Commitlog { shard, source })?;
     // A table dropped during the append refuses the write here; replay
     // skips it too, since the table is gone from the schema.
-    local::with_db(|db| batch.iter().try_for_each(|m| db.apply(m)))
-        .map_err(|source| ProxyError::Storage { shard, source })
-}
-
-/// The synchronous part of a compare-and-set, with no await: read, check,
-/// apply. Returns the outcome and the mutations applied (to be logged).
-fn check_and_apply<C, M>(
-    shard: usize,
-    table: TableId,
-    key: DecoratedKey,
-    slice: SliceQuery,
-    now_secs: i32,
-    condition: C,
-    mutations: M,
-) -> Result<(CasOutcome, Vec<Mutation>), ProxyError>
-where
-    C: FnOnce(Option<&PartitionResult>) -> bool,
-    M: FnOnce(i64) -> Vec<Mutation>,
-{
-    local::with_db(|db| {
-        let current = db
-            .read_partition(table, &key, &slice, now_secs)
-            .map_err(|source| ProxyError::Storage { shard, source })?;
-        if !condition(current.as_ref()) {
-            let outcome = CasOutcome {
-                current,
-                applied: false,
-            };
-            return Ok((outcome, Vec::new()));
-        }
-        let writes = mutations(next_cas_micros());
-        // Writing any other partition here would escape the
-        // atomicity the caller relies on.
-        if writes.iter().any(|m| m.table != table || m.key != key) {
-            return Err(ProxyError::CasOutsidePartition);
-        }
-        for m in &writes {
-            db.apply(m)
-                .map_err(|source| ProxyError::Storage { shard, source })?;
-        }
-        let outcome = CasOutcome {
-            current,
-            applied: true,
-        };
-        Ok((outcome, writes))
-    })
+    local::apply_logged(&batch, &positions).map_err(|source| ProxyError::Storage { shard, source })
 }
 
 fn flatten<T>(

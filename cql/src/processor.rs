@@ -678,12 +678,12 @@ impl QueryProcessor {
         let now_secs = i32::try_from(ctx.now_micros / 1_000_000).unwrap_or(i32::MAX);
         if is_virtual {
             let table_def = plan.table();
-            let mut table = Table::new(table_def.id);
+            let table = Table::new(table_def.id);
             let schema = self.full_schema();
             for mutation in
                 system::virtual_rows(table_def, &schema, &self.config.node, ctx.now_micros)
             {
-                table.apply(&mutation);
+                table.apply(&mutation, None);
             }
             return select::execute_select(plan, DataSource::Local(&table), ctx, &page, now_secs)
                 .await;

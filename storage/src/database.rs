@@ -1,14 +1,17 @@
-//! One shard's set of tables: routes mutations and reads by table id and counts them
-//! for the metrics layer.
+//! One shard's set of tables: routes mutations by table id, hands tables to the async
+//! read and flush paths, and counts for the metrics layer.
 //!
 //! The database is owned by its shard and never shared, so counters are plain `Cell`s
-//! (reads take `&self`) rather than atomics.
+//! (reads take `&self`) rather than atomics. Tables are `Rc`s: an async read or flush
+//! holds its table without holding the database.
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
+use crate::commitlog::ReplayPosition;
 use crate::error::StorageError;
-use crate::model::{DecoratedKey, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId};
+use crate::model::{Mutation, PartitionResult, TableId};
 use crate::table::Table;
 
 /// Counters exported as metrics (monotonic since start).
@@ -27,7 +30,7 @@ pub struct DatabaseStats {
 /// One shard's tables.
 #[derive(Debug, Default)]
 pub struct Database {
-    tables: HashMap<TableId, Table>,
+    tables: HashMap<TableId, Rc<Table>>,
     stats: Cell<DatabaseStats>,
 }
 
@@ -37,31 +40,48 @@ impl Database {
         Self::default()
     }
 
-    /// Creates an empty table.
-    pub fn create_table(&mut self, id: TableId) -> Result<&mut Table, StorageError> {
+    /// Creates an empty table held in memory only.
+    pub fn create_table(&mut self, id: TableId) -> Result<Rc<Table>, StorageError> {
+        self.add_table(Table::new(id))
+    }
+
+    /// Adds a table opened elsewhere (e.g. with its SSTables by [`Table::open`]).
+    pub fn add_table(&mut self, table: Table) -> Result<Rc<Table>, StorageError> {
+        let id = table.id();
         match self.tables.entry(id) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 Err(StorageError::TableAlreadyExists { table: id })
             }
-            std::collections::hash_map::Entry::Vacant(slot) => Ok(slot.insert(Table::new(id))),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                Ok(Rc::clone(slot.insert(Rc::new(table))))
+            }
         }
     }
 
-    /// Drops a table and its data, returning it (sealed memtables may still be flushing).
-    pub fn drop_table(&mut self, id: TableId) -> Result<Table, StorageError> {
+    /// Removes a table, returning it so the caller can delete its data
+    /// ([`Table::drop_data`]); reads and flushes still holding it finish on it.
+    pub fn drop_table(&mut self, id: TableId) -> Result<Rc<Table>, StorageError> {
         self.tables
             .remove(&id)
             .ok_or(StorageError::UnknownTable { table: id })
     }
 
     /// The table with `id`.
-    pub fn table(&self, id: TableId) -> Option<&Table> {
+    pub fn table(&self, id: TableId) -> Option<&Rc<Table>> {
         self.tables.get(&id)
     }
 
-    /// The table with `id`, mutably.
-    pub fn table_mut(&mut self, id: TableId) -> Option<&mut Table> {
-        self.tables.get_mut(&id)
+    /// The table with `id`, or `UnknownTable`.
+    pub fn existing(&self, id: TableId) -> Result<Rc<Table>, StorageError> {
+        self.tables
+            .get(&id)
+            .cloned()
+            .ok_or(StorageError::UnknownTable { table: id })
+    }
+
+    /// Every table, in no particular order.
+    pub fn tables(&self) -> impl Iterator<Item = &Rc<Table>> + '_ {
+        self.tables.values()
     }
 
     /// Ids of all tables, in no particular order.
@@ -69,19 +89,17 @@ impl Database {
         self.tables.keys().copied()
     }
 
-    fn existing(&self, id: TableId) -> Result<&Table, StorageError> {
-        self.tables
-            .get(&id)
-            .ok_or(StorageError::UnknownTable { table: id })
-    }
-
-    /// Applies a mutation to its table.
-    pub fn apply(&mut self, m: &Mutation) -> Result<(), StorageError> {
+    /// Applies a mutation, logged at `position`, to its table.
+    pub fn apply(
+        &self,
+        m: &Mutation,
+        position: Option<ReplayPosition>,
+    ) -> Result<(), StorageError> {
         let table = self
             .tables
-            .get_mut(&m.table)
+            .get(&m.table)
             .ok_or(StorageError::UnknownTable { table: m.table })?;
-        table.apply(m);
+        table.apply(m, position);
         let rows = m.rows.len() + usize::from(m.static_row.is_some());
         self.update_stats(|s| {
             s.mutations_applied += 1;
@@ -90,47 +108,17 @@ impl Database {
         Ok(())
     }
 
-    /// Reads one partition of `table` (see [`Table::read_partition`]).
-    pub fn read_partition(
-        &self,
-        table: TableId,
-        key: &DecoratedKey,
-        cmd: &SliceQuery,
-        now_secs: i32,
-    ) -> Result<Option<PartitionResult>, StorageError> {
-        let result = self.existing(table)?.read_partition(key, cmd, now_secs);
-        self.count_reads(result.as_slice());
-        Ok(result)
-    }
-
-    /// Scans partitions of `table` (see [`Table::scan`]).
-    pub fn scan(
-        &self,
-        table: TableId,
-        range: &PartitionRange,
-        cmd: &SliceQuery,
-        partition_limit: usize,
-        now_secs: i32,
-    ) -> Result<Vec<PartitionResult>, StorageError> {
-        let results = self
-            .existing(table)?
-            .scan(range, cmd, partition_limit, now_secs);
-        self.count_reads(&results);
-        Ok(results)
-    }
-
-    /// Drops all data of `table`.
-    pub fn truncate(&mut self, table: TableId) -> Result<(), StorageError> {
-        self.tables
-            .get_mut(&table)
-            .ok_or(StorageError::UnknownTable { table })?
-            .truncate();
-        Ok(())
-    }
-
     /// Approximate memory held by all memtables, bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.tables.values().map(Table::memory_bytes).sum()
+        self.tables.values().map(|t| t.memory_bytes()).sum()
+    }
+
+    /// The oldest commitlog position whose write is in no SSTable yet, over all tables.
+    pub fn min_dirty_position(&self) -> Option<ReplayPosition> {
+        self.tables
+            .values()
+            .filter_map(|t| t.min_dirty_position())
+            .min()
     }
 
     /// The counters so far.
@@ -138,7 +126,8 @@ impl Database {
         self.stats.get()
     }
 
-    fn count_reads(&self, results: &[PartitionResult]) {
+    /// Counts what a read or scan returned.
+    pub fn count_reads(&self, results: &[PartitionResult]) {
         let rows: usize = results.iter().map(|r| r.rows.len()).sum();
         self.update_stats(|s| {
             s.partitions_read += as_u64(results.len());
@@ -160,7 +149,7 @@ fn as_u64(n: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cell, Row};
+    use crate::model::{Cell, DecoratedKey, Row, SliceQuery};
 
     #[test]
     fn routes_by_table_and_counts() {
@@ -169,16 +158,26 @@ mod tests {
         let key = DecoratedKey::new(1, "k");
         let m = Mutation::new(id, key.clone())
             .with_row("a", Row::with_marker(1, None).cell(1, Cell::live(1, "v")));
-        assert_eq!(db.apply(&m), Err(StorageError::UnknownTable { table: id }));
+        assert_eq!(
+            db.apply(&m, None),
+            Err(StorageError::UnknownTable { table: id })
+        );
         db.create_table(id).expect("new table");
         assert!(matches!(
             db.create_table(id),
             Err(StorageError::TableAlreadyExists { .. })
         ));
-        db.apply(&m).expect("table exists");
-        let read = db
-            .read_partition(id, &key, &SliceQuery::full(), 0)
-            .expect("table exists");
+        let position = ReplayPosition {
+            segment_id: 3,
+            offset: 10,
+        };
+        db.apply(&m, Some(position)).expect("table exists");
+        assert_eq!(db.min_dirty_position(), Some(position));
+        let table = db.existing(id).expect("table exists");
+        let read =
+            futures_lite::future::block_on(table.read_partition(&key, &SliceQuery::full(), 0))
+                .expect("memory read");
+        db.count_reads(read.as_slice());
         assert_eq!(read.map(|r| r.rows.len()), Some(1));
         assert!(db.memory_bytes() > 0);
         assert_eq!(
@@ -189,11 +188,6 @@ mod tests {
                 partitions_read: 1,
                 rows_read: 1
             }
-        );
-        db.truncate(id).expect("table exists");
-        assert_eq!(
-            db.scan(id, &PartitionRange::full(), &SliceQuery::full(), 10, 0),
-            Ok(vec![])
         );
         db.drop_table(id).expect("table exists");
         assert!(db.table(id).is_none());

@@ -1,36 +1,259 @@
-//! One table on one shard: where its writes go and how its reads merge every source.
+//! One table on one shard: where its writes go, how its memtables become SSTables, and
+//! how its reads merge every source.
 //!
-//! Writes go to the active memtable. A full memtable is sealed (moved to the list of
-//! memtables being flushed, shared with the flush task through an `Rc`) and replaced by
-//! an empty one; once its SSTable is durable the flush task hands it back and it is
-//! dropped. Reads merge every source that may hold the partition (the active memtable,
-//! the sealed ones, later the SSTables) through [`crate::model::query`], which is
-//! agnostic of where a version came from.
+//! Writes go to the active memtable. A flush seals it (moves it to the list of memtables
+//! being flushed, shared with the flush through an `Rc`), starts an empty one, writes the
+//! sealed one to an SSTable, and then, with no await in between, adds the SSTable and
+//! forgets the sealed memtable: at every instant each write is in exactly one place a
+//! read looks at (or in two, which reconciliation makes harmless).
+//!
+//! Reads merge the active memtable, the sealed ones and the SSTables that may hold the
+//! data through [`crate::model::query`], which is agnostic of where a version came from.
+//! SSTable reads await IO, so a read can see the set of sources change under it: a flush
+//! or a compaction may finish while it waits. A read therefore remembers which SSTables
+//! it has read and, in the synchronous step that reads the memtables and merges, first
+//! checks for SSTables it has not seen; if there are any, it reads them too and tries
+//! again. Reading an extra source is always safe (merging is idempotent); missing one
+//! is not, and this rule makes it impossible: data only ever moves from the active
+//! memtable to a sealed one to an SSTable, and the last two steps are atomic.
+//!
+//! The table lives in an `Rc` owned by its shard's [`crate::database::Database`]; its
+//! state sits in a `RefCell` that is only ever borrowed between awaits.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{HashSet, VecDeque};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::commitlog::ReplayPosition;
+use crate::error::StorageError;
 use crate::memtable::{Memtable, PartitionSource};
-use crate::model::merge::MergeByKey;
+use crate::model::merge::{MergeByKey, SortedSource};
 use crate::model::query::read_partition;
-use crate::model::{DecoratedKey, Mutation, PartitionRange, PartitionResult, SliceQuery, TableId};
+use crate::model::{
+    DecoratedKey, Mutation, Partition, PartitionRange, PartitionResult, RingPosition, SliceQuery,
+    TableId,
+};
+use crate::sstable::{Component, Sstable, SstableError, SstableMeta, SstableOptions};
+
+/// Partitions a scan reads from one SSTable at a time.
+const SCAN_BATCH_PARTITIONS: usize = 64;
+
+/// Bits of a generation number that name the shard that wrote it.
+const GENERATION_SHARD_BITS: u32 = 10;
+/// Largest shard count the generation numbering supports.
+pub const MAX_SHARDS: u32 = 1 << GENERATION_SHARD_BITS;
+
+/// Where and how one shard keeps a table's SSTables.
+#[derive(Debug, Clone)]
+pub struct TableStorage {
+    /// The table's directory (shared by every shard; generations say whose each SSTable is).
+    pub dir: PathBuf,
+    /// This shard.
+    pub shard: u32,
+    /// How many shards the node runs.
+    pub shard_count: u32,
+    /// How new SSTables are written.
+    pub options: SstableOptions,
+}
+
+/// An SSTable generation number: `sequence << 20 | shard_count << 10 | shard`, so every
+/// SSTable names the shard that owns its data and the shard count that ownership
+/// assumed, and shards never pick the same number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Generation(pub u64);
+
+impl Generation {
+    /// The generation `sequence` of `shard` of `shard_count`.
+    pub fn new(sequence: u64, shard: u32, shard_count: u32) -> Self {
+        let bits = GENERATION_SHARD_BITS;
+        Generation(
+            (sequence << (2 * bits))
+                | (u64::from(shard_count % MAX_SHARDS) << bits)
+                | u64::from(shard),
+        )
+    }
+
+    /// The per-table sequence number.
+    pub fn sequence(self) -> u64 {
+        self.0 >> (2 * GENERATION_SHARD_BITS)
+    }
+
+    /// The shard that wrote it.
+    pub fn shard(self) -> u32 {
+        (self.0 & u64::from(MAX_SHARDS - 1)) as u32
+    }
+
+    /// The shard count it was written under (`MAX_SHARDS` is stored as 0).
+    pub fn shard_count(self) -> u32 {
+        match ((self.0 >> GENERATION_SHARD_BITS) & u64::from(MAX_SHARDS - 1)) as u32 {
+            0 => MAX_SHARDS,
+            n => n,
+        }
+    }
+}
+
+/// What opening a table's directory found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// SSTables of this shard opened.
+    pub opened: usize,
+    /// Generations without a TOC (an interrupted write), whose files were removed.
+    pub incomplete_removed: usize,
+    /// SSTables that failed to open, moved to the `quarantine` subdirectory.
+    pub quarantined: usize,
+}
+
+/// Counters of one table on one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Memtables written to SSTables.
+    pub flushes: u64,
+    /// Flushes that failed (the memtable stays and is retried).
+    pub flush_failures: u64,
+    /// Bytes written by flushes (Data.db).
+    pub flushed_bytes: u64,
+    /// SSTable partition lookups issued by reads (after the bloom filter).
+    pub sstable_reads: u64,
+    /// Reads that failed on an SSTable error (checksum, IO).
+    pub sstable_read_errors: u64,
+}
+
+/// A memtable being flushed, and the oldest commitlog position of its writes.
+#[derive(Debug)]
+struct SealedMemtable {
+    memtable: Rc<Memtable>,
+    min_position: Option<ReplayPosition>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    memtable: Memtable,
+    /// The oldest commitlog position of a write in `memtable`.
+    memtable_min_position: Option<ReplayPosition>,
+    /// Sealed memtables still being flushed, oldest first.
+    flushing: Vec<SealedMemtable>,
+    /// Live SSTables, oldest first.
+    sstables: Vec<Rc<Sstable>>,
+    /// Bumped by every truncation: a flush that sealed before one throws its output away.
+    truncations: u64,
+    /// Set when the table is dropped: flushes still running throw their output away.
+    dropped: bool,
+    /// The next generation sequence number.
+    next_sequence: u64,
+}
 
 /// One table's data on one shard.
 #[derive(Debug)]
 pub struct Table {
     id: TableId,
-    memtable: Memtable,
-    /// Sealed memtables still being flushed, oldest first.
-    flushing: Vec<Rc<Memtable>>,
+    storage: Option<TableStorage>,
+    state: RefCell<State>,
+    /// Flushes of this table run one at a time, in seal order.
+    flush_lock: scheduler::sync::Semaphore,
+    stats: Cell<TableStats>,
 }
 
 impl Table {
-    /// An empty table.
+    /// An empty table held in memory only (it cannot flush).
     pub fn new(id: TableId) -> Self {
+        Self::with_state(id, None, State::default())
+    }
+
+    fn with_state(id: TableId, storage: Option<TableStorage>, state: State) -> Self {
         Self {
             id,
-            memtable: Memtable::new(),
-            flushing: Vec::new(),
+            storage,
+            state: RefCell::new(state),
+            flush_lock: scheduler::sync::Semaphore::new(1),
+            stats: Cell::new(TableStats::default()),
         }
+    }
+
+    /// Opens a table stored in `storage.dir` (created if missing): opens this shard's
+    /// complete SSTables, removes the files of incomplete ones and moves damaged ones
+    /// to `quarantine/`. Fails if an SSTable was written under another shard count,
+    /// since its data would be owned by the wrong shards.
+    pub async fn open(
+        id: TableId,
+        storage: TableStorage,
+    ) -> Result<(Table, LoadReport), StorageError> {
+        let dir = storage.dir.clone();
+        let io = |op: &'static str| {
+            let dir = dir.clone();
+            move |e: std::io::Error| StorageError::Io {
+                op,
+                path: dir,
+                message: e.to_string(),
+            }
+        };
+        scheduler::io::create_dir_all(&dir)
+            .await
+            .map_err(io("create directory"))?;
+        let entries = scheduler::io::list_directory(&dir)
+            .await
+            .map_err(io("list directory"))?;
+        let mut generations: std::collections::BTreeMap<u64, (bool, Vec<PathBuf>)> =
+            Default::default();
+        for entry in entries.iter().filter(|e| e.is_file) {
+            if let Some((generation, component)) = parse_component_name(&entry.name) {
+                let slot = generations.entry(generation).or_default();
+                slot.0 |= component == Component::Toc;
+                slot.1.push(entry.path.clone());
+            }
+        }
+        let mut report = LoadReport::default();
+        let mut state = State::default();
+        for (&raw, (has_toc, files)) in &generations {
+            let generation = Generation(raw);
+            state.next_sequence = state.next_sequence.max(generation.sequence() + 1);
+            if generation.shard_count() != storage.shard_count {
+                return Err(StorageError::ShardCountChanged {
+                    dir: dir.clone(),
+                    generation: raw,
+                    written_with: generation.shard_count(),
+                    running: storage.shard_count,
+                });
+            }
+            if generation.shard() != storage.shard {
+                continue;
+            }
+            if !has_toc {
+                for file in files {
+                    scheduler::io::remove_file(file)
+                        .await
+                        .map_err(io("remove incomplete sstable file"))?;
+                }
+                report.incomplete_removed += 1;
+                tracing::info!(dir = %dir.display(), generation = raw, "removed an incomplete sstable");
+                continue;
+            }
+            match Sstable::open(&dir, raw).await {
+                Ok(sstable) => {
+                    state.sstables.push(Rc::new(sstable));
+                    report.opened += 1;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        generation = raw,
+                        %error,
+                        "sstable is damaged; moved to quarantine/ and not served"
+                    );
+                    quarantine(&dir, files)
+                        .await
+                        .map_err(io("quarantine sstable"))?;
+                    report.quarantined += 1;
+                }
+            }
+        }
+        if report.incomplete_removed > 0 {
+            scheduler::io::sync_directory(&dir)
+                .await
+                .map_err(io("sync directory"))?;
+        }
+        Ok((Self::with_state(id, Some(storage), state), report))
     }
 
     /// The table's id.
@@ -38,114 +261,475 @@ impl Table {
         self.id
     }
 
-    /// Applies a mutation of this table.
-    pub fn apply(&mut self, m: &Mutation) {
+    /// Where the table keeps its SSTables, if it has storage.
+    pub fn storage(&self) -> Option<&TableStorage> {
+        self.storage.as_ref()
+    }
+
+    /// The table's counters.
+    pub fn stats(&self) -> TableStats {
+        self.stats.get()
+    }
+
+    fn update_stats(&self, f: impl FnOnce(&mut TableStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// Applies a mutation of this table, logged at `position` (`None`: not logged).
+    pub fn apply(&self, m: &Mutation, position: Option<ReplayPosition>) {
         // Writing another table's mutation here would corrupt both tables.
         assert_eq!(m.table, self.id, "mutation routed to the wrong table");
-        self.memtable.apply(m);
+        let mut state = self.state.borrow_mut();
+        state.memtable.apply(m);
+        if let Some(p) = position {
+            state.memtable_min_position = Some(state.memtable_min_position.map_or(p, |q| q.min(p)));
+        }
     }
 
-    /// The active memtable.
-    pub fn memtable(&self) -> &Memtable {
-        &self.memtable
+    /// Bytes held by the active memtable.
+    pub fn active_memory_bytes(&self) -> usize {
+        self.state.borrow().memtable.memory_bytes()
     }
 
-    /// Memtables sealed and not yet flushed, oldest first.
-    pub fn flushing(&self) -> &[Rc<Memtable>] {
-        &self.flushing
+    /// The oldest commitlog position whose write is not yet in an SSTable, if any.
+    pub fn min_dirty_position(&self) -> Option<ReplayPosition> {
+        let state = self.state.borrow();
+        state
+            .flushing
+            .iter()
+            .filter_map(|s| s.min_position)
+            .chain(state.memtable_min_position)
+            .min()
     }
 
-    /// Seals the active memtable for flushing and starts a new one. The sealed memtable
-    /// keeps serving reads until [`Self::flush_finished`] is called with it.
-    pub fn seal_memtable(&mut self) -> Rc<Memtable> {
-        let sealed = Rc::new(std::mem::take(&mut self.memtable));
-        self.flushing.push(Rc::clone(&sealed));
-        sealed
+    /// Number of live SSTables.
+    pub fn sstable_count(&self) -> usize {
+        self.state.borrow().sstables.len()
     }
 
-    /// Forgets a sealed memtable once its data is durable elsewhere. Returns whether it
-    /// was still listed (a truncate in between drops it early).
-    pub fn flush_finished(&mut self, sealed: &Rc<Memtable>) -> bool {
-        let before = self.flushing.len();
-        self.flushing.retain(|m| !Rc::ptr_eq(m, sealed));
-        self.flushing.len() != before
+    /// The live SSTables, oldest first.
+    pub fn sstables(&self) -> Vec<Rc<Sstable>> {
+        self.state.borrow().sstables.clone()
     }
 
-    /// Every source a read must merge.
-    fn sources(&self) -> impl Iterator<Item = &dyn PartitionSource> {
-        std::iter::once(&self.memtable as &dyn PartitionSource).chain(
-            self.flushing
-                .iter()
-                .map(|m| m.as_ref() as &dyn PartitionSource),
-        )
+    /// Seals the active memtable (if it holds anything) so that the next flush writes
+    /// it. Returns whether it sealed.
+    pub fn seal_memtable(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.memtable.is_empty() {
+            return false;
+        }
+        let memtable = Rc::new(std::mem::take(&mut state.memtable));
+        let min_position = state.memtable_min_position.take();
+        state.flushing.push(SealedMemtable {
+            memtable,
+            min_position,
+        });
+        true
+    }
+
+    /// Seals the active memtable and writes every sealed memtable to an SSTable, oldest
+    /// first. Returns the SSTables written. A table without storage only seals.
+    ///
+    /// On an error the memtable that failed stays sealed and readable, its commitlog
+    /// segments stay, and the next flush tries it again.
+    pub async fn flush(&self) -> Result<Vec<SstableMeta>, StorageError> {
+        self.seal_memtable();
+        let Some(storage) = &self.storage else {
+            return Ok(Vec::new());
+        };
+        let _permit = self
+            .flush_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let mut written = Vec::new();
+        loop {
+            let next = {
+                let state = self.state.borrow();
+                if state.dropped {
+                    return Ok(written);
+                }
+                state
+                    .flushing
+                    .first()
+                    .map(|s| (Rc::clone(&s.memtable), state.truncations))
+            };
+            let Some((memtable, truncations)) = next else {
+                return Ok(written);
+            };
+            match self.write_sstable(storage, &memtable).await {
+                Ok((meta, sstable)) => {
+                    let discarded = {
+                        let mut state = self.state.borrow_mut();
+                        state
+                            .flushing
+                            .retain(|s| !Rc::ptr_eq(&s.memtable, &memtable));
+                        if !state.dropped && state.truncations == truncations {
+                            state.sstables.push(Rc::new(sstable));
+                            None
+                        } else {
+                            Some(sstable)
+                        }
+                    };
+                    self.update_stats(|s| {
+                        s.flushes += 1;
+                        s.flushed_bytes += meta.stats.data_bytes;
+                    });
+                    match discarded {
+                        None => written.push(meta),
+                        Some(sstable) => {
+                            // Truncated or dropped while it was written.
+                            let _ = sstable.close().await;
+                            delete_sstable_files(&storage.dir, meta.generation).await?;
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.update_stats(|s| s.flush_failures += 1);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn next_generation(&self, storage: &TableStorage) -> u64 {
+        let mut state = self.state.borrow_mut();
+        let sequence = state.next_sequence;
+        state.next_sequence += 1;
+        Generation::new(sequence, storage.shard, storage.shard_count).0
+    }
+
+    async fn write_sstable(
+        &self,
+        storage: &TableStorage,
+        memtable: &Memtable,
+    ) -> Result<(SstableMeta, Sstable), StorageError> {
+        let generation = self.next_generation(storage);
+        let dir = &storage.dir;
+        let error = |e: SstableError| StorageError::sstable(self.id, generation, &e);
+        let mut writer =
+            crate::sstable::SstableWriter::create(dir, generation, storage.options.clone())
+                .await
+                .map_err(error)?;
+        for (key, partition) in memtable.iter() {
+            writer.add_partition(key, partition).await.map_err(error)?;
+        }
+        let meta = writer.finish().await.map_err(error)?;
+        let sstable = Sstable::open(dir, generation).await.map_err(error)?;
+        Ok((meta, sstable))
+    }
+
+    /// SSTables not in `seen` that may hold `key`.
+    fn unread_sstables_for(&self, key: &DecoratedKey, seen: &HashSet<u64>) -> Vec<Rc<Sstable>> {
+        self.state
+            .borrow()
+            .sstables
+            .iter()
+            .filter(|s| !seen.contains(&s.generation()) && may_hold(s, key))
+            .cloned()
+            .collect()
     }
 
     /// Reads one partition's live data, or `None` if it has none in the slice.
-    pub fn read_partition(
+    pub async fn read_partition(
         &self,
         key: &DecoratedKey,
         cmd: &SliceQuery,
         now_secs: i32,
-    ) -> Option<PartitionResult> {
-        let versions: Vec<_> = self.sources().filter_map(|s| s.partition(key)).collect();
-        if versions.is_empty() {
-            return None;
+    ) -> Result<Option<PartitionResult>, StorageError> {
+        let mut seen = HashSet::new();
+        let mut from_disk: Vec<Partition> = Vec::new();
+        loop {
+            let unread = self.unread_sstables_for(key, &seen);
+            if unread.is_empty() {
+                let state = self.state.borrow();
+                let versions: Vec<&Partition> = memtables(&state)
+                    .filter_map(|m| m.get(key))
+                    .chain(from_disk.iter())
+                    .collect();
+                if versions.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(read_partition(&versions, key, cmd, now_secs));
+            }
+            for sstable in unread {
+                seen.insert(sstable.generation());
+                self.update_stats(|s| s.sstable_reads += 1);
+                match sstable.read_partition(key).await {
+                    Ok(Some(partition)) => from_disk.push(partition),
+                    Ok(None) => {}
+                    Err(e) => return Err(self.read_error(&sstable, &e)),
+                }
+            }
         }
-        read_partition(&versions, key, cmd, now_secs)
+    }
+
+    fn read_error(&self, sstable: &Sstable, error: &SstableError) -> StorageError {
+        self.update_stats(|s| s.sstable_read_errors += 1);
+        tracing::error!(table = %self.id, generation = sstable.generation(), %error, "sstable read failed");
+        StorageError::sstable(self.id, sstable.generation(), error)
     }
 
     /// Reads the live partitions of `range` in ring order, at most `partition_limit` of
     /// them and at most `cmd.row_limit` rows in all. Partitions with no live data in the
     /// slice are skipped and count toward neither limit.
-    pub fn scan(
+    ///
+    /// SSTables are read in batches of partitions, so memory stays bounded by the
+    /// batches and the answer, whatever the table's size.
+    pub async fn scan(
         &self,
         range: &PartitionRange,
         cmd: &SliceQuery,
         partition_limit: usize,
         now_secs: i32,
-    ) -> Vec<PartitionResult> {
-        let sources = self.sources().map(|s| s.partitions(range)).collect();
+    ) -> Result<Vec<PartitionResult>, StorageError> {
         let mut remaining = cmd.clone();
         let mut out = Vec::new();
-        for (key, versions) in MergeByKey::new(sources, false) {
+        let mut position = range.start.clone();
+        let mut cursors: Vec<ScanCursor> = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        loop {
             if out.len() >= partition_limit || remaining.row_limit == 0 {
-                break;
+                return Ok(out);
             }
-            if let Some(result) = read_partition(&versions, key, &remaining, now_secs) {
-                let counted = result.counted_rows(&remaining);
-                remaining.row_limit = remaining.row_limit.saturating_sub(counted);
-                out.push(result);
+            // Every SSTable that appeared since the last step starts at the position.
+            for sstable in self.state.borrow().sstables.iter() {
+                if seen.insert(sstable.generation()) {
+                    cursors.push(ScanCursor::new(Rc::clone(sstable), position.clone()));
+                }
             }
+            let mut awaited = false;
+            for cursor in cursors.iter_mut().filter(|c| c.needs_fill()) {
+                cursor.fill(&range.end).await.map_err(|e| {
+                    self.update_stats(|s| s.sstable_read_errors += 1);
+                    StorageError::sstable(self.id, cursor.sstable.generation(), &e)
+                })?;
+                awaited = true;
+            }
+            if awaited {
+                // New SSTables may have appeared meanwhile: register them first.
+                continue;
+            }
+            // Up to the frontier every SSTable's partitions are buffered.
+            let frontier: Option<DecoratedKey> = cursors
+                .iter()
+                .filter(|c| !c.exhausted)
+                .filter_map(|c| c.buffered.back().map(|(k, _)| k))
+                .min()
+                .cloned();
+            let window = PartitionRange {
+                start: position.clone(),
+                end: match &frontier {
+                    Some(key) => Bound::Included(RingPosition::key(key)),
+                    None => range.end.clone(),
+                },
+            };
+            {
+                let state = self.state.borrow();
+                let mut sources: Vec<SortedSource<'_, DecoratedKey, Partition>> =
+                    memtables(&state).map(|m| m.partitions(&window)).collect();
+                for cursor in &cursors {
+                    let window = &window;
+                    sources.push(Box::new(
+                        cursor
+                            .buffered
+                            .iter()
+                            .take_while(move |(k, _)| window.before_end(k))
+                            .map(|(k, p)| (k, p)),
+                    ));
+                }
+                for (key, versions) in MergeByKey::new(sources, false) {
+                    if out.len() >= partition_limit || remaining.row_limit == 0 {
+                        break;
+                    }
+                    if let Some(result) = read_partition(&versions, key, &remaining, now_secs) {
+                        let counted = result.counted_rows(&remaining);
+                        remaining.row_limit = remaining.row_limit.saturating_sub(counted);
+                        out.push(result);
+                    }
+                }
+            }
+            let Some(frontier) = frontier else {
+                return Ok(out);
+            };
+            for cursor in &mut cursors {
+                while cursor.buffered.front().is_some_and(|(k, _)| *k <= frontier) {
+                    cursor.buffered.pop_front();
+                }
+            }
+            position = Bound::Excluded(RingPosition::key(&frontier));
         }
-        out
     }
 
-    /// Drops all data, including memtables being flushed.
-    pub fn truncate(&mut self) {
-        self.memtable.clear();
-        self.flushing.clear();
+    /// Drops all data: memtables at once, SSTables from the read path at once and then
+    /// from disk (each SSTable's TOC first, so a crash midway leaves only incomplete
+    /// SSTables, which the next start removes). A flush running meanwhile discards its
+    /// output.
+    pub async fn truncate(&self) -> Result<(), StorageError> {
+        let sstables = {
+            let mut state = self.state.borrow_mut();
+            state.memtable.clear();
+            state.memtable_min_position = None;
+            state.flushing.clear();
+            state.truncations += 1;
+            std::mem::take(&mut state.sstables)
+        };
+        self.delete_sstables(sstables).await
+    }
+
+    /// Drops the memtables' contents, keeping the SSTables: commitlog replay of a
+    /// truncation, whose SSTables were deleted before it was logged.
+    pub fn clear_memtables(&self) {
+        let mut state = self.state.borrow_mut();
+        state.memtable.clear();
+        state.memtable_min_position = None;
+        state.flushing.clear();
+    }
+
+    /// Marks the table dropped and deletes its data as [`Self::truncate`] does.
+    pub async fn drop_data(&self) -> Result<(), StorageError> {
+        self.state.borrow_mut().dropped = true;
+        self.truncate().await
+    }
+
+    async fn delete_sstables(&self, sstables: Vec<Rc<Sstable>>) -> Result<(), StorageError> {
+        let Some(storage) = &self.storage else {
+            return Ok(());
+        };
+        for sstable in sstables {
+            delete_sstable_files(&storage.dir, sstable.generation()).await?;
+        }
+        Ok(())
     }
 
     /// Approximate memory held by the active and sealed memtables, bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.sources_memory().sum()
-    }
-
-    fn sources_memory(&self) -> impl Iterator<Item = usize> + '_ {
-        std::iter::once(self.memtable.memory_bytes())
-            .chain(self.flushing.iter().map(|m| m.memory_bytes()))
+        memtables(&self.state.borrow())
+            .map(Memtable::memory_bytes)
+            .sum()
     }
 
     /// Partitions held by the active and sealed memtables (a partition present in several
     /// is counted in each).
     pub fn partition_count(&self) -> usize {
-        self.memtable.partition_count()
-            + self
-                .flushing
-                .iter()
-                .map(|m| m.partition_count())
-                .sum::<usize>()
+        memtables(&self.state.borrow())
+            .map(Memtable::partition_count)
+            .sum()
     }
+}
+
+/// The active memtable and the sealed ones.
+fn memtables(state: &State) -> impl Iterator<Item = &Memtable> {
+    std::iter::once(&state.memtable).chain(state.flushing.iter().map(|s| s.memtable.as_ref()))
+}
+
+/// Whether `sstable` may hold `key`: its token range and bloom filter say so.
+fn may_hold(sstable: &Sstable, key: &DecoratedKey) -> bool {
+    let stats = sstable.stats();
+    let in_range = match (stats.min_token, stats.max_token) {
+        (Some(min), Some(max)) => (min..=max).contains(&key.token),
+        _ => false,
+    };
+    in_range && sstable.may_contain(key)
+}
+
+/// One SSTable's part of a scan: the partitions read ahead of the merge.
+struct ScanCursor {
+    sstable: Rc<Sstable>,
+    buffered: VecDeque<(DecoratedKey, Partition)>,
+    /// Where the next batch starts.
+    next: Bound<RingPosition>,
+    /// No partitions left beyond `buffered`.
+    exhausted: bool,
+}
+
+impl ScanCursor {
+    fn new(sstable: Rc<Sstable>, start: Bound<RingPosition>) -> Self {
+        Self {
+            sstable,
+            buffered: VecDeque::new(),
+            next: start,
+            exhausted: false,
+        }
+    }
+
+    fn needs_fill(&self) -> bool {
+        !self.exhausted && self.buffered.is_empty()
+    }
+
+    async fn fill(&mut self, end: &Bound<RingPosition>) -> Result<(), SstableError> {
+        let range = PartitionRange {
+            start: self.next.clone(),
+            end: end.clone(),
+        };
+        let batch = self
+            .sstable
+            .scan_limited(&range, SCAN_BATCH_PARTITIONS)
+            .await?;
+        self.exhausted = batch.len() < SCAN_BATCH_PARTITIONS;
+        if let Some((last, _)) = batch.last() {
+            self.next = Bound::Excluded(RingPosition::key(last));
+        }
+        self.buffered.extend(batch);
+        Ok(())
+    }
+}
+
+/// `tsr-<generation>-<component>` → its parts.
+fn parse_component_name(name: &str) -> Option<(u64, Component)> {
+    let rest = name.strip_prefix("tsr-")?;
+    let (generation, component) = rest.split_once('-')?;
+    let generation = generation.parse().ok()?;
+    let component = if component == Component::Toc.name() {
+        Component::Toc
+    } else {
+        Component::LISTED
+            .into_iter()
+            .find(|c| c.name() == component)?
+    };
+    Some((generation, component))
+}
+
+/// Deletes an SSTable's files, TOC first, then syncs the directory.
+pub async fn delete_sstable_files(dir: &Path, generation: u64) -> Result<(), StorageError> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| StorageError::Io {
+            op,
+            path,
+            message: e.to_string(),
+        }
+    };
+    let toc = Component::Toc.path(dir, generation);
+    let remove = |path: PathBuf| async move {
+        match scheduler::io::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &path)(e)),
+            _ => Ok(()),
+        }
+    };
+    remove(toc).await?;
+    scheduler::io::sync_directory(dir)
+        .await
+        .map_err(io("sync directory", dir))?;
+    for component in Component::LISTED {
+        remove(component.path(dir, generation)).await?;
+    }
+    Ok(())
+}
+
+/// Moves an SSTable's files to `dir/quarantine/`.
+async fn quarantine(dir: &Path, files: &[PathBuf]) -> std::io::Result<()> {
+    let target = dir.join("quarantine");
+    scheduler::io::create_dir_all(&target).await?;
+    for file in files {
+        if let Some(name) = file.file_name() {
+            scheduler::io::rename(file, &target.join(name)).await?;
+        }
+    }
+    scheduler::io::sync_directory(dir).await
 }
 
 #[cfg(test)]
@@ -168,18 +752,37 @@ mod tests {
     }
 
     fn clusterings(table: &Table, token: i64, cmd: &SliceQuery, now: i32) -> Vec<Bytes> {
-        table
-            .read_partition(&key(token), cmd, now)
+        read(table, &key(token), cmd, now)
             .map(|p| p.rows.into_iter().map(|(k, _)| k).collect())
             .unwrap_or_default()
     }
 
     fn table_with(ms: &[Mutation]) -> Table {
-        let mut table = Table::new(T);
+        let table = Table::new(T);
         for m in ms {
-            table.apply(m);
+            table.apply(m, None);
         }
         table
+    }
+
+    /// A memory-only table never awaits IO, so its reads complete in one poll.
+    fn read(
+        table: &Table,
+        key: &DecoratedKey,
+        cmd: &SliceQuery,
+        now: i32,
+    ) -> Option<PartitionResult> {
+        futures_lite::future::block_on(table.read_partition(key, cmd, now)).expect("memory read")
+    }
+
+    fn scan(
+        table: &Table,
+        range: &PartitionRange,
+        cmd: &SliceQuery,
+        limit: usize,
+        now: i32,
+    ) -> Vec<PartitionResult> {
+        futures_lite::future::block_on(table.scan(range, cmd, limit, now)).expect("memory scan")
     }
 
     #[test]
@@ -203,9 +806,7 @@ mod tests {
             m(1).with_row("b", Row::with_marker(6, None)),
             Mutation::partition_delete(T, key(1), Tombstone::new(5, 0)),
         ]);
-        let result = table
-            .read_partition(&key(1), &SliceQuery::full(), 0)
-            .expect("b is live");
+        let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("b is live");
         assert!(result.static_row.is_none());
         assert_eq!(result.rows.len(), 1);
         assert_eq!(result.rows[0].0, "b");
@@ -222,9 +823,7 @@ mod tests {
             ),
             m(1).with_row("a", Row::deleted(Tombstone::new(2, 0))),
         ]);
-        let result = table
-            .read_partition(&key(1), &SliceQuery::full(), 0)
-            .expect("cell 2 survives");
+        let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("cell 2 survives");
         let row = &result.rows[0].1;
         assert!(row.marker.is_none());
         assert!(row.cell(1).is_none());
@@ -268,9 +867,7 @@ mod tests {
                     .element(3, "z", Cell::live(2, "3")),
             ),
         ]);
-        let result = table
-            .read_partition(&key(1), &SliceQuery::full(), 0)
-            .expect("live");
+        let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("live");
         let elements: Vec<_> = result.rows[0]
             .1
             .elements(3)
@@ -289,9 +886,7 @@ mod tests {
             ),
         ]);
         assert_eq!(clusterings(&table, 1, &SliceQuery::full(), 109), vec!["a"]);
-        assert!(table
-            .read_partition(&key(1), &SliceQuery::full(), 110)
-            .is_none());
+        assert!(read(&table, &key(1), &SliceQuery::full(), 110).is_none());
     }
 
     #[test]
@@ -313,9 +908,7 @@ mod tests {
                 .map(|e| m(1).with_row("a", Row::new().cell(1, Cell::expiring(1, "v", *e))))
                 .collect();
             let table = table_with(&ms);
-            let result = table
-                .read_partition(&key(1), &SliceQuery::full(), 0)
-                .expect("live");
+            let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("live");
             assert_eq!(
                 result.rows[0].1.cell(1).and_then(|c| c.expiry),
                 Some(written_at_12)
@@ -329,8 +922,7 @@ mod tests {
             "a",
             Row::with_marker(1, Some(Expiry::new(10, 0))).cell(1, Cell::live(2, "v")),
         )]);
-        let row = table
-            .read_partition(&key(1), &SliceQuery::full(), 20)
+        let row = read(&table, &key(1), &SliceQuery::full(), 20)
             .expect("cell is live")
             .rows[0]
             .1
@@ -345,15 +937,13 @@ mod tests {
             m(1).with_static_row(Row::new().cell(9, Cell::live(1, "s"))),
             m(2).with_row("a", Row::with_marker(1, None)),
         ]);
-        let result = table
-            .read_partition(&key(1), &SliceQuery::full(), 0)
-            .expect("static is live");
+        let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("static is live");
         assert!(result.rows.is_empty() && result.static_row.is_some());
         let cmd = SliceQuery {
             row_limit: 1,
             ..SliceQuery::full()
         };
-        let scanned = table.scan(&PartitionRange::full(), &cmd, 10, 0);
+        let scanned = scan(&table, &PartitionRange::full(), &cmd, 10, 0);
         assert_eq!(scanned.len(), 1);
         assert_eq!(scanned[0].key, key(1));
     }
@@ -394,7 +984,7 @@ mod tests {
             columns: Some(vec![2]),
             ..SliceQuery::full()
         };
-        let row = table.read_partition(&key(1), &cmd, 0).expect("live").rows[0]
+        let row = read(&table, &key(1), &cmd, 0).expect("live").rows[0]
             .1
             .clone();
         assert_eq!(row.cells.len(), 1);
@@ -402,10 +992,7 @@ mod tests {
             columns: Some(vec![3]),
             ..SliceQuery::full()
         };
-        assert!(table
-            .read_partition(&key(1), &cmd, 0)
-            .expect("still live")
-            .rows[0]
+        assert!(read(&table, &key(1), &cmd, 0).expect("still live").rows[0]
             .1
             .cells
             .is_empty());
@@ -422,41 +1009,60 @@ mod tests {
         let tokens =
             |ps: Vec<PartitionResult>| ps.into_iter().map(|p| p.key.token).collect::<Vec<_>>();
         assert_eq!(
-            tokens(table.scan(&range, &SliceQuery::full(), 3, 0)),
+            tokens(scan(&table, &range, &SliceQuery::full(), 3, 0)),
             vec![1, 3, 4]
         );
         let cmd = SliceQuery {
             row_limit: 2,
             ..SliceQuery::full()
         };
-        assert_eq!(tokens(table.scan(&range, &cmd, 10, 0)), vec![1, 3]);
+        assert_eq!(tokens(scan(&table, &range, &cmd, 10, 0)), vec![1, 3]);
     }
 
     #[test]
-    fn sealed_memtables_are_merged_until_flushed() {
-        let mut table =
-            table_with(&[m(1).with_row("a", Row::new().cell(1, Cell::live(2, "sealed")))]);
-        let sealed = table.seal_memtable();
-        table.apply(&m(1).with_row("a", Row::new().cell(1, Cell::live(1, "older"))));
-        table.apply(&m(1).with_row("b", Row::with_marker(1, None)));
-        let result = table
-            .read_partition(&key(1), &SliceQuery::full(), 0)
-            .expect("live");
+    fn sealed_memtables_are_merged_until_truncated() {
+        let table = table_with(&[m(1).with_row("a", Row::new().cell(1, Cell::live(2, "sealed")))]);
+        assert!(table.seal_memtable());
+        assert!(!table.seal_memtable(), "nothing to seal");
+        table.apply(
+            &m(1).with_row("a", Row::new().cell(1, Cell::live(1, "older"))),
+            None,
+        );
+        table.apply(&m(1).with_row("b", Row::with_marker(1, None)), None);
+        let result = read(&table, &key(1), &SliceQuery::full(), 0).expect("live");
         assert_eq!(
             result.rows[0].1.cell(1).map(|c| c.value.clone()),
             Some(Bytes::from("sealed"))
         );
         assert_eq!(result.rows.len(), 2);
         assert_eq!(
-            table
-                .scan(&PartitionRange::full(), &SliceQuery::full(), 10, 0)
-                .len(),
+            scan(&table, &PartitionRange::full(), &SliceQuery::full(), 10, 0).len(),
             1
         );
-        assert!(table.flush_finished(&sealed));
-        assert!(!table.flush_finished(&sealed));
-        table.truncate();
+        futures_lite::future::block_on(table.truncate()).expect("memory truncate");
         assert_eq!(table.memory_bytes(), 0);
         assert_eq!(table.partition_count(), 0);
+    }
+
+    #[test]
+    fn generations_name_their_shard_and_shard_count() {
+        let g = Generation::new(77, 3, 8);
+        assert_eq!((g.sequence(), g.shard(), g.shard_count()), (77, 3, 8));
+        let g = Generation::new(1, 1023, MAX_SHARDS);
+        assert_eq!(
+            (g.sequence(), g.shard(), g.shard_count()),
+            (1, 1023, MAX_SHARDS)
+        );
+        assert!(Generation::new(2, 0, 1) > Generation::new(1, 5, 8));
+        assert_eq!(
+            parse_component_name("tsr-42-Data.db"),
+            Some((42, Component::Data))
+        );
+        assert_eq!(
+            parse_component_name("tsr-42-TOC.txt"),
+            Some((42, Component::Toc))
+        );
+        assert_eq!(parse_component_name("tsr-42-TOC.txt.tmp"), None);
+        assert_eq!(parse_component_name("other"), None);
     }
 }

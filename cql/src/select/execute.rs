@@ -345,7 +345,10 @@ impl DataSource<'_> {
             DataSource::Proxy(proxy) => Ok(proxy
                 .read_partition(table.id, key.clone(), slice, now_secs)
                 .await?),
-            DataSource::Local(t) => Ok(t.read_partition(key, &slice, now_secs)),
+            DataSource::Local(t) => t
+                .read_partition(key, &slice, now_secs)
+                .await
+                .map_err(|e| CqlError::Server(e.to_string())),
         }
     }
 
@@ -360,7 +363,10 @@ impl DataSource<'_> {
             DataSource::Proxy(proxy) => Ok(proxy
                 .scan(table.id, range.clone(), slice, SCAN_PARTITIONS, now_secs)
                 .await?),
-            DataSource::Local(t) => Ok(t.scan(range, &slice, SCAN_PARTITIONS, now_secs)),
+            DataSource::Local(t) => t
+                .scan(range, &slice, SCAN_PARTITIONS, now_secs)
+                .await
+                .map_err(|e| CqlError::Server(e.to_string())),
         }
     }
 }

@@ -111,19 +111,19 @@ impl Fixture {
         let row =
             Row::with_marker(self.ts, None).cell(self.col_id("v"), Cell::live(self.ts, int(v)));
         let m = Mutation::new(self.def.id, dkey(pk)).with_row(self.ck(c1, c2), row);
-        self.table.apply(&m);
+        self.table.apply(&m, None);
     }
 
     fn apply_row(&mut self, pk: i32, c1: i32, c2: i32, row: Row) {
         let m = Mutation::new(self.def.id, dkey(pk)).with_row(self.ck(c1, c2), row);
-        self.table.apply(&m);
+        self.table.apply(&m, None);
     }
 
     fn set_static(&mut self, pk: i32, s: i32) {
         self.ts += 1;
         let row = Row::new().cell(self.col_id("s"), Cell::live(self.ts, int(s)));
         let m = Mutation::new(self.def.id, dkey(pk)).with_static_row(row);
-        self.table.apply(&m);
+        self.table.apply(&m, None);
     }
 
     fn run(&self, cql: &str, values: &[Value], page: &PageOptions) -> Result<Rows, CqlError> {

@@ -334,6 +334,16 @@ impl Commitlog {
         }
     }
 
+    /// The start of the segment appends go to now: every entry appended so
+    /// far lies before it or in it. With no write left unflushed,
+    /// `discard_before(current_segment_start())` frees every older segment.
+    pub fn current_segment_start(&self) -> ReplayPosition {
+        ReplayPosition {
+            segment_id: self.inner.state.borrow().open.segment_id,
+            offset: 0,
+        }
+    }
+
     /// Sets the callback the total-space limit calls (on a segment switch).
     pub fn set_space_pressure_callback(&self, callback: SpacePressureCallback) {
         self.inner.state.borrow_mut().on_space_pressure = Some(callback);
