@@ -286,7 +286,12 @@ fn empty_sstable_round_trips() {
     let dir = test_dir("empty");
     on_shard(move || async move {
         let meta = write(&dir, 9, &Memtable::new(), SstableOptions::default()).await;
-        assert_eq!(meta.stats, SstableStats::default());
+        assert!(meta.stats.created_at_secs > 0);
+        let expected = SstableStats {
+            created_at_secs: meta.stats.created_at_secs,
+            ..SstableStats::default()
+        };
+        assert_eq!(meta.stats, expected);
         let sstable = Sstable::open(&dir, 9).await.expect("open");
         assert!(sstable
             .scan(&PartitionRange::full())
@@ -457,5 +462,94 @@ fn partitions_larger_than_chunks_and_ios_round_trip() {
         }
         let scan = sstable.scan(&PartitionRange::full()).await.expect("scan");
         assert_eq!(scan, contents(&memtable));
+    });
+}
+
+#[test]
+fn level_and_tombstone_statistics_are_recorded() {
+    let dir = test_dir("tombstone_stats");
+    on_shard(move || async move {
+        let key = DecoratedKey::new(3, b"k".to_vec());
+        let expiry = Expiry {
+            ttl: 10,
+            expires_at: 700,
+        };
+        let row = Row::with_marker(5, None)
+            .cell(1, Cell::live(5, b"v".to_vec()))
+            .cell(2, Cell::expiring(5, b"w".to_vec(), expiry))
+            .cell(3, Cell::dead(6, 300));
+        let mut partition = Partition::new();
+        partition.apply(
+            &Mutation::new(uuid::Uuid::nil(), key.clone())
+                .with_row(b"c".to_vec(), row)
+                .with_range_tombstone(ClusteringRange::full(), Tombstone::new(1, 200)),
+        );
+        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default())
+            .await
+            .expect("create");
+        writer.set_level(3);
+        writer.add_partition(&key, &partition).await.expect("add");
+        let meta = writer.finish().await.expect("finish");
+        let stats = *Sstable::open(&dir, 1).await.expect("open").stats();
+        assert_eq!(stats, meta.stats);
+        assert_eq!(stats.level, 3);
+        assert_eq!(stats.cell_count, 5);
+        assert_eq!(stats.tombstone_count, 3);
+        assert_eq!(stats.min_local_deletion_time, Some(200));
+        assert_eq!(stats.max_local_deletion_time, Some(700));
+        assert_eq!(stats.droppable_tombstone_ratio(100), 0.0);
+        assert_eq!(stats.droppable_tombstone_ratio(701), 3.0 / 5.0);
+        let half = stats.droppable_tombstone_ratio(450);
+        assert!(half > 0.2 && half < 0.4, "{half}");
+    });
+}
+
+/// Rewrites a framed component with another version number and a valid CRC.
+fn rewrite_version(path: &Path, version: u32) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[5..9].copy_from_slice(&version.to_be_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn format_version_1_is_refused() {
+    let dir = test_dir("version_1");
+    on_shard(move || async move {
+        let memtable = random_memtable(8, 50, 20);
+        write(&dir, 1, &memtable, SstableOptions::default()).await;
+        write(&dir, 2, &memtable, SstableOptions::default()).await;
+        rewrite_version(&Component::Statistics.path(&dir, 1), 1);
+        let err = Sstable::open(&dir, 1).await.expect_err("version 1");
+        assert!(
+            matches!(
+                err,
+                SstableError::UnsupportedVersion {
+                    component: Component::Statistics,
+                    version: 1,
+                    supported: 2
+                }
+            ),
+            "{err}"
+        );
+        let toc = Component::Toc.path(&dir, 2);
+        let text = std::fs::read_to_string(&toc).expect("read TOC");
+        let body = text[..text.rfind("crc32 ").expect("crc line")].replace(" 2\n", " 1\n");
+        let crc = crc32fast::hash(body.as_bytes());
+        std::fs::write(&toc, format!("{body}crc32 {crc:08x}\n")).expect("write TOC");
+        let err = Sstable::open(&dir, 2).await.expect_err("version 1 TOC");
+        assert!(
+            matches!(
+                err,
+                SstableError::UnsupportedVersion {
+                    component: Component::Toc,
+                    version: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 }
