@@ -18,17 +18,17 @@ fn test_dir(name: &str) -> PathBuf {
 }
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -120,7 +120,7 @@ impl Rng {
     }
 }
 
-fn random_memtable(seed: u64, mutations: usize, keys: u64) -> Memtable {
+pub(crate) fn random_memtable(seed: u64, mutations: usize, keys: u64) -> Memtable {
     let mut rng = Rng(seed | 1);
     let mut memtable = Memtable::new();
     for _ in 0..mutations {
@@ -129,7 +129,7 @@ fn random_memtable(seed: u64, mutations: usize, keys: u64) -> Memtable {
     memtable
 }
 
-fn small_options() -> SstableOptions {
+pub(crate) fn small_options() -> SstableOptions {
     SstableOptions {
         chunk_size: 1000,
         bloom_fp_chance: 0.01,
@@ -137,7 +137,7 @@ fn small_options() -> SstableOptions {
     }
 }
 
-async fn write(
+pub(crate) async fn write(
     dir: &Path,
     generation: u64,
     memtable: &Memtable,
