@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 
 use super::CompactionError;
+use crate::sstable::Component;
 
 const MAGIC: &[u8; 4] = b"TSCL";
 const LOG_VERSION: u32 = 1;
@@ -259,12 +260,25 @@ impl CompactionTxn {
     }
 
     /// Records that output `generation` is about to be created (call before creating
-    /// it, so an interrupted compaction's outputs are all known).
+    /// it, so an interrupted compaction's outputs are all known). The generation must
+    /// be fresh: if any SSTable of it has started (its `Data.db` or TOC exists), this
+    /// fails with `OutputExists` rather than list, and later delete, files it does not
+    /// own.
     pub async fn add_output(&mut self, generation: u64) -> Result<(), CompactionError> {
-        assert!(
-            !self.inputs.contains(&generation) && !self.outputs.contains(&generation),
-            "output generation {generation} already in this compaction"
-        );
+        let ours = self.inputs.contains(&generation) || self.outputs.contains(&generation);
+        let data = Component::Data.path(&self.dir, generation);
+        let toc = Component::Toc.path(&self.dir, generation);
+        let exists = scheduler::spawn_blocking(move || {
+            Ok::<bool, std::io::Error>(data.try_exists()? || toc.try_exists()?)
+        })
+        .await
+        .map_err(io_error("stat", &self.dir))?;
+        if ours || exists {
+            return Err(CompactionError::OutputExists {
+                dir: self.dir.clone(),
+                generation,
+            });
+        }
         self.log.append(RecordKind::Output, &[generation]).await?;
         self.outputs.push(generation);
         Ok(())

@@ -69,6 +69,10 @@ pub enum CompactionError {
     /// A compaction option the strategy cannot use.
     #[error("invalid compaction option {option} = {value:?}")]
     InvalidOption { option: String, value: String },
+    /// An output generation that is already in use (the generation allocator must
+    /// hand out fresh ones).
+    #[error("compaction output generation {generation} already exists in {dir}")]
+    OutputExists { dir: PathBuf, generation: u64 },
     /// A compaction of no SSTables.
     #[error("a compaction needs at least one input")]
     NoInputs,

@@ -386,3 +386,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn leveled_size_tiers_an_overflowing_level_0_and_otherwise_pushes_it_into_level_1() {
+    let strategy = lcs();
+    let mut sstables: Vec<SstableInfo> = (0..40)
+        .map(|g| info(g, 500, 0, (g as i64 * 10, g as i64 * 10 + 5), g as i64))
+        .collect();
+    let job = strategy.pick(&sstables, 0, 0).expect("L0 overflow");
+    assert_eq!((job.output_level, job.inputs.len()), (0, 32));
+    sstables.truncate(5);
+    sstables.push(info(100, 900, 1, (0, 12), 1));
+    sstables.push(info(101, 900, 1, (13, 200), 1));
+    sstables.push(info(102, 900, 1, (201, 300), 1));
+    let job = strategy.pick(&sstables, 0, 0).expect("L0 into L1");
+    assert_eq!(job.output_level, 1);
+    assert_eq!(job.max_output_bytes, 1000);
+    let mut inputs = job.inputs.clone();
+    inputs.sort_unstable();
+    assert_eq!(inputs, vec![0, 1, 2, 3, 4, 100, 101]);
+    let major = strategy.major(&sstables).expect("major");
+    assert_eq!(
+        major.output_level, 2,
+        "5.2 KB fits level 2 (16 KB), not level 1 (4 KB)"
+    );
+}

@@ -402,6 +402,10 @@ fn abort_deletes_outputs_and_keeps_inputs() {
             .await
             .expect_err("same id");
         assert!(matches!(err, CompactionError::LogExists { .. }), "{err}");
+        for taken in [1, 2] {
+            let err = txn.add_output(taken).await.expect_err("generation in use");
+            assert!(matches!(err, CompactionError::OutputExists { .. }), "{err}");
+        }
         let mut next_generation = || 9;
         let metas = compact(
             &inputs,
