@@ -116,6 +116,29 @@ impl PurgeOptions<'_> {
     }
 }
 
+/// The max purgeable timestamp of `key` for a compaction: the smallest timestamp that
+/// the SSTables outside it (`other_sstables`: every served SSTable not in the job) and
+/// the memtables' versions of the partition (`memtable_versions`) may hold for it;
+/// `i64::MAX` when none may hold the key. SSTables are judged by token range, bloom
+/// filter and their minimum timestamp, so the bound is conservative (never too high).
+pub fn max_purgeable_timestamp(
+    key: &DecoratedKey,
+    other_sstables: &[Rc<Sstable>],
+    memtable_versions: &[&Partition],
+) -> i64 {
+    let in_sstables = other_sstables
+        .iter()
+        .filter(|s| {
+            let stats = s.stats();
+            let in_range = stats.min_token.is_some_and(|t| t <= key.token)
+                && stats.max_token.is_some_and(|t| key.token <= t);
+            in_range && s.may_contain(key)
+        })
+        .filter_map(|s| s.stats().min_timestamp);
+    let in_memtables = memtable_versions.iter().filter_map(|p| p.min_timestamp());
+    in_sstables.chain(in_memtables).min().unwrap_or(i64::MAX)
+}
+
 /// One input being read in batches.
 struct InputCursor {
     sstable: Rc<Sstable>,

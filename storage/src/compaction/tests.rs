@@ -429,3 +429,25 @@ fn abort_deletes_outputs_and_keeps_inputs() {
         );
     });
 }
+
+#[test]
+fn the_purge_bound_comes_from_sstables_that_may_hold_the_key_and_memtables() {
+    let dir = test_dir("purge_bound");
+    on_shard(move || async move {
+        let memtable = deleted_partition(1);
+        write(&dir, 1, &memtable, SstableOptions::default()).await;
+        let sstable = Rc::new(Sstable::open(&dir, 1).await.expect("open"));
+        let held = DecoratedKey::new(7, b"k".to_vec());
+        let absent = DecoratedKey::new(8, b"other".to_vec());
+        let others = [Rc::clone(&sstable)];
+        assert_eq!(max_purgeable_timestamp(&held, &others, &[]), 5);
+        assert_eq!(max_purgeable_timestamp(&absent, &others, &[]), i64::MAX);
+        let mut in_memtable = Partition::new();
+        in_memtable.deletion = Some(Tombstone::new(3, 0));
+        assert_eq!(
+            max_purgeable_timestamp(&absent, &others, &[&in_memtable]),
+            3
+        );
+        assert_eq!(max_purgeable_timestamp(&held, &[], &[]), i64::MAX);
+    });
+}

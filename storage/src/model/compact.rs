@@ -99,6 +99,30 @@ impl Partition {
         self.deletion = self.deletion.filter(|t| !purge.tombstone(*t));
     }
 
+    /// The smallest timestamp of any cell, marker or tombstone (`None`: nothing at all).
+    /// A memtable's version of a partition bounds what a compaction may purge with it.
+    pub fn min_timestamp(&self) -> Option<i64> {
+        let rows = self.static_row.iter().chain(self.rows.values());
+        let row_min = rows
+            .flat_map(|row| {
+                let cells = row.cells.values().map(|c| c.timestamp);
+                let tombstones = row.deletion.iter().chain(row.complex_deletions.values());
+                row.marker
+                    .iter()
+                    .map(|m| m.timestamp)
+                    .chain(tombstones.map(|t| t.timestamp))
+                    .chain(cells)
+            })
+            .min();
+        let tombstones = self
+            .deletion
+            .iter()
+            .chain(self.range_tombstones.iter().map(|rt| &rt.tombstone))
+            .map(|t| t.timestamp)
+            .min();
+        row_min.into_iter().chain(tombstones).min()
+    }
+
     /// Whether the partition holds nothing at all (no data, no tombstone).
     pub fn is_empty(&self) -> bool {
         self.deletion.is_none()
@@ -376,7 +400,9 @@ mod tests {
         assert_eq!(c.deletion, Some(Tombstone::new(10, 5)));
         assert!(c.static_row.is_some());
         p.static_row = None;
+        assert_eq!(p.min_timestamp(), Some(9));
         p.compact(100, 6, i64::MAX);
         assert!(p.is_empty(), "{p:?}");
+        assert_eq!(p.min_timestamp(), None);
     }
 }
