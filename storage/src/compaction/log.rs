@@ -39,6 +39,9 @@ const MAGIC: &[u8; 4] = b"TSCL";
 const LOG_VERSION: u32 = 1;
 /// magic, version, kind, sequence, count.
 const HEADER_BYTES: usize = 4 + 4 + 1 + 4 + 4;
+/// Records start at multiples of this, whatever the device: a log stays readable on a
+/// device of another alignment. Direct IO needs the alignment to divide it.
+pub const LOG_BLOCK_BYTES: usize = 4096;
 
 /// What a log record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +111,9 @@ struct LogState {
     committed: bool,
 }
 
-/// Parses a whole log; `block` is the record alignment.
-fn parse_log(path: &Path, bytes: &[u8], block: usize) -> Result<LogState, CompactionError> {
+/// Parses a whole log.
+fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogState, CompactionError> {
+    let block = LOG_BLOCK_BYTES;
     let corrupt = |reason: String| CompactionError::CorruptLog {
         path: path.to_path_buf(),
         reason,
@@ -163,7 +167,7 @@ pub fn log_file_name(id: u64) -> String {
 struct LogWriter {
     path: PathBuf,
     file: DmaFile,
-    /// Offset of the next record (a multiple of the file's alignment).
+    /// Offset of the next record (a multiple of [`LOG_BLOCK_BYTES`]).
     next_offset: u64,
     sequence: u32,
 }
@@ -175,9 +179,8 @@ impl LogWriter {
         generations: &[u64],
     ) -> Result<(), CompactionError> {
         let record = encode_record(kind, self.sequence, generations);
-        let align = self.file.alignment() as usize;
         for (i, piece) in record.chunks(MAX_IO_BYTES).enumerate() {
-            let len = piece.len().div_ceil(align) * align;
+            let len = piece.len().div_ceil(LOG_BLOCK_BYTES) * LOG_BLOCK_BYTES;
             let mut buffer = self.file.alloc_buffer(len);
             let bytes = buffer.as_bytes_mut();
             bytes.fill(0);
@@ -192,7 +195,7 @@ impl LogWriter {
             .fdatasync()
             .await
             .map_err(io_error("fdatasync", &self.path))?;
-        self.next_offset += (record.len().div_ceil(align) * align) as u64;
+        self.next_offset += (record.len().div_ceil(LOG_BLOCK_BYTES) * LOG_BLOCK_BYTES) as u64;
         self.sequence += 1;
         Ok(())
     }
@@ -240,6 +243,19 @@ impl CompactionTxn {
         let file = DmaFile::open_or_create(&path)
             .await
             .map_err(io_error("create", &path))?;
+        if LOG_BLOCK_BYTES as u64 % file.alignment() != 0 {
+            let alignment = file.alignment();
+            let _ = file.close().await;
+            let _ = io::remove_file(&path).await;
+            return Err(CompactionError::Io {
+                op: "align",
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("direct-IO alignment {alignment} does not divide {LOG_BLOCK_BYTES}"),
+                ),
+            });
+        }
         let mut log = LogWriter {
             path,
             file,
@@ -433,8 +449,8 @@ pub async fn recover(dir: &Path) -> Result<RecoveryReport, CompactionError> {
         .await
         .map_err(io_error("prepare device", dir))?;
     for entry in logs {
-        let (bytes, block) = read_log(&entry.path).await?;
-        let state = parse_log(&entry.path, &bytes, block)?;
+        let bytes = read_log(&entry.path).await?;
+        let state = parse_log(&entry.path, &bytes)?;
         if state.committed {
             let inputs = state.inputs.unwrap_or_default();
             delete_sstables(dir, &inputs).await?;
@@ -455,8 +471,8 @@ pub async fn recover(dir: &Path) -> Result<RecoveryReport, CompactionError> {
     Ok(report)
 }
 
-/// A whole log file and its alignment (the record block size).
-async fn read_log(path: &Path) -> Result<(Vec<u8>, usize), CompactionError> {
+/// A whole log file.
+async fn read_log(path: &Path) -> Result<Vec<u8>, CompactionError> {
     let file = DmaFile::open(path).await.map_err(io_error("open", path))?;
     let size = file.file_size().await.map_err(io_error("stat", path))?;
     let mut bytes = Vec::with_capacity(size as usize);
@@ -477,16 +493,16 @@ async fn read_log(path: &Path) -> Result<(Vec<u8>, usize), CompactionError> {
         Ok::<(), CompactionError>(())
     }
     .await;
-    let block = file.alignment() as usize;
     file.close().await.map_err(io_error("close", path))?;
-    result.map(|()| (bytes, block))
+    result.map(|()| bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn log(records: &[(RecordKind, u32, &[u64])], block: usize) -> Vec<u8> {
+    fn log(records: &[(RecordKind, u32, &[u64])]) -> Vec<u8> {
+        let block = LOG_BLOCK_BYTES;
         let mut out = Vec::new();
         for (kind, seq, generations) in records {
             let r = encode_record(*kind, *seq, generations);
@@ -499,38 +515,32 @@ mod tests {
     #[test]
     fn records_parse_and_a_torn_tail_is_ignored() {
         let p = Path::new("x.log");
-        let full = log(
-            &[
-                (RecordKind::Begin, 0, &[4, 5]),
-                (RecordKind::Output, 1, &[9]),
-                (RecordKind::Output, 2, &[10]),
-                (RecordKind::Commit, 3, &[]),
-            ],
-            64,
-        );
-        let state = parse_log(p, &full, 64).expect("parse");
+        let full = log(&[
+            (RecordKind::Begin, 0, &[4, 5]),
+            (RecordKind::Output, 1, &[9]),
+            (RecordKind::Output, 2, &[10]),
+            (RecordKind::Commit, 3, &[]),
+        ]);
+        let state = parse_log(p, &full).expect("parse");
         assert_eq!(state.inputs, Some(vec![4, 5]));
         assert_eq!(state.outputs, vec![9, 10]);
         assert!(state.committed);
         // Tear the commit record: the compaction is uncommitted.
         let mut torn = full.clone();
-        torn[3 * 64 + 10] ^= 0x40;
-        let state = parse_log(p, &torn, 64).expect("torn tail");
+        torn[3 * LOG_BLOCK_BYTES + 10] ^= 0x40;
+        let state = parse_log(p, &torn).expect("torn tail");
         assert!(!state.committed);
         assert_eq!(state.outputs, vec![9, 10]);
         // Damage in the middle, with valid records after it, is corruption.
         let mut damaged = full.clone();
-        damaged[64 + 13] ^= 1;
+        damaged[LOG_BLOCK_BYTES + 13] ^= 1;
         assert!(matches!(
-            parse_log(p, &damaged, 64),
+            parse_log(p, &damaged),
             Err(CompactionError::CorruptLog { .. })
         ));
-        assert_eq!(parse_log(p, &[], 64).expect("empty"), LogState::default());
-        let zeroes = vec![0u8; 128];
-        assert_eq!(
-            parse_log(p, &zeroes, 64).expect("zeroes"),
-            LogState::default()
-        );
+        assert_eq!(parse_log(p, &[]).expect("empty"), LogState::default());
+        let zeroes = vec![0u8; 2 * LOG_BLOCK_BYTES];
+        assert_eq!(parse_log(p, &zeroes).expect("zeroes"), LogState::default());
     }
 
     #[test]
@@ -552,10 +562,10 @@ mod tests {
                 (RecordKind::Output, 2, &[2][..]),
             ],
         ] {
-            let bytes = log(&records, 64);
+            let bytes = log(&records);
             assert!(
                 matches!(
-                    parse_log(p, &bytes, 64),
+                    parse_log(p, &bytes),
                     Err(CompactionError::CorruptLog { .. })
                 ),
                 "{records:?}"
