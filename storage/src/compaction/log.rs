@@ -243,7 +243,7 @@ impl CompactionTxn {
         let file = DmaFile::open_or_create(&path)
             .await
             .map_err(io_error("create", &path))?;
-        if LOG_BLOCK_BYTES as u64 % file.alignment() != 0 {
+        if !(LOG_BLOCK_BYTES as u64).is_multiple_of(file.alignment()) {
             let alignment = file.alignment();
             let _ = file.close().await;
             let _ = io::remove_file(&path).await;
