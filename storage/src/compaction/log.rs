@@ -209,6 +209,8 @@ impl LogWriter {
 }
 
 /// A compaction in progress: its log is durable and lists its inputs and outputs.
+/// Dropped without [`CompactionTxn::commit`] or [`CompactionTxn::abort`] (a failed
+/// IO, a shard stopping), it leaves its log for [`recover`] at the next start.
 pub struct CompactionTxn {
     dir: PathBuf,
     inputs: Vec<u64>,
@@ -434,9 +436,10 @@ pub struct RecoveryReport {
 /// Finishes or undoes every compaction a crash interrupted in `dir`. Run it before the
 /// directory's SSTables are listed.
 pub async fn recover(dir: &Path) -> Result<RecoveryReport, CompactionError> {
-    let entries = io::list_directory(dir)
-        .await
-        .map_err(io_error("list", dir))?;
+    let entries = match io::list_directory(dir).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RecoveryReport::default()),
+        listed => listed.map_err(io_error("list", dir))?,
+    };
     let logs: Vec<&io::DirEntry> = entries
         .iter()
         .filter(|e| e.is_file && e.name.starts_with("compaction-") && e.name.ends_with(".log"))

@@ -427,6 +427,11 @@ fn abort_deletes_outputs_and_keeps_inputs() {
             recover(&dir).await.expect("recover"),
             RecoveryReport::default()
         );
+        let missing = dir.join("no-such-table");
+        assert_eq!(
+            recover(&missing).await.expect("missing dir"),
+            RecoveryReport::default()
+        );
     });
 }
 
