@@ -388,16 +388,21 @@ impl CompactionStrategy {
     }
 
     /// The next compaction to run among `sstables` (those not already being compacted),
-    /// if any. `now_secs` and `gc_before_secs` (now minus the table's gc grace) judge
-    /// tombstone compactions.
+    /// if any. `compacting` are the inputs of the table's jobs still running: Leveled
+    /// picks nothing while any runs (a second job could write outputs overlapping the
+    /// first's in the same level), and tombstone compactions treat them as data that may
+    /// block a purge. `now_secs` and `gc_before_secs` (now minus the table's gc grace)
+    /// judge tombstone compactions.
     pub fn pick(
         &self,
         sstables: &[SstableInfo],
+        compacting: &[SstableInfo],
         now_secs: i32,
         gc_before_secs: i32,
     ) -> Option<CompactionJob> {
         let common = self.common()?;
-        if !common.enabled {
+        let serialized = matches!(self, CompactionStrategy::Leveled { .. });
+        if !common.enabled || (serialized && !compacting.is_empty()) {
             return None;
         }
         let regular = match self {
@@ -422,7 +427,8 @@ impl CompactionStrategy {
                 windows,
             } => time_window(common, tiers, windows, sstables),
         };
-        regular.or_else(|| tombstone_job(self, common, sstables, now_secs, gc_before_secs))
+        let clock = (now_secs, gc_before_secs);
+        regular.or_else(|| tombstone_job(self, common, sstables, compacting, clock))
     }
 
     /// The options every strategy shares (`None` for Null).
@@ -679,15 +685,15 @@ fn tombstone_job(
     strategy: &CompactionStrategy,
     common: &CommonOptions,
     sstables: &[SstableInfo],
-    now_secs: i32,
-    gc_before_secs: i32,
+    compacting: &[SstableInfo],
+    (now_secs, gc_before_secs): (i32, i32),
 ) -> Option<CompactionJob> {
     let old_enough = |s: &SstableInfo| {
         i64::from(now_secs) - s.stats.created_at_secs >= common.tombstone_compaction_interval_secs
     };
     let unblocked = |s: &SstableInfo| {
         common.unchecked_tombstone_compaction
-            || !sstables.iter().any(|o| {
+            || !sstables.iter().chain(compacting).any(|o| {
                 o.generation != s.generation
                     && o.overlaps(s)
                     && o.stats.min_timestamp <= s.stats.max_timestamp

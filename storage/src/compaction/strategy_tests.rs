@@ -124,20 +124,27 @@ fn size_tiered_merges_similar_sizes_only() {
     let mut sstables: Vec<SstableInfo> = (0..3)
         .map(|g| info(g, 100 * mb + g, 0, (0, 10), 5))
         .collect();
-    assert_eq!(stcs().pick(&sstables, 0, 0), None, "three are not enough");
+    assert_eq!(
+        stcs().pick(&sstables, &[], 0, 0),
+        None,
+        "three are not enough"
+    );
     sstables.push(info(3, 120 * mb, 0, (0, 10), 5));
     sstables.push(info(4, 1000 * mb, 0, (0, 10), 5));
-    let job = stcs().pick(&sstables, 0, 0).expect("a bucket of four");
+    let job = stcs().pick(&sstables, &[], 0, 0).expect("a bucket of four");
     assert_eq!(job.inputs, vec![0, 1, 2, 3]);
     assert_eq!((job.output_level, job.kind), (0, JobKind::Regular));
     // Small SSTables all share one bucket, whatever their ratio.
     let small: Vec<SstableInfo> = (0..4)
         .map(|g| info(g, 1 + g * 1000, 0, (0, 1), 1))
         .collect();
-    assert_eq!(stcs().pick(&small, 0, 0).expect("small").inputs.len(), 4);
+    assert_eq!(
+        stcs().pick(&small, &[], 0, 0).expect("small").inputs.len(),
+        4
+    );
     let disabled =
         CompactionStrategy::from_options(&options(&[("enabled", "false")])).expect("disabled");
-    assert_eq!(disabled.pick(&small, 0, 0), None);
+    assert_eq!(disabled.pick(&small, &[], 0, 0), None);
     let major = disabled.major(&small).expect("major runs when disabled");
     assert_eq!((major.inputs.len(), major.kind), (4, JobKind::Major));
 }
@@ -152,30 +159,35 @@ fn tombstone_compaction_needs_age_ratio_and_no_blocking_overlap() {
     heavy.stats.created_at_secs = 10_000;
     let day = 86_400;
     let job = stcs()
-        .pick(&[heavy], 10_000 + day, 2000)
+        .pick(&[heavy], &[], 10_000 + day, 2000)
         .expect("tombstone job");
     assert_eq!((job.inputs, job.kind), (vec![7], JobKind::Tombstone));
     assert_eq!(
-        stcs().pick(&[heavy], 10_000 + day - 1, 2000),
+        stcs().pick(&[heavy], &[], 10_000 + day - 1, 2000),
         None,
         "too young"
     );
     assert_eq!(
-        stcs().pick(&[heavy], 10_000 + day, 1000),
+        stcs().pick(&[heavy], &[], 10_000 + day, 1000),
         None,
         "not yet droppable"
     );
     let older = info(8, MIB, 0, (50, 150), 40);
     assert_eq!(
-        stcs().pick(&[heavy, older], 10_000 + day, 2000),
+        stcs().pick(&[heavy, older], &[], 10_000 + day, 2000),
         None,
         "an overlapping SSTable with older data blocks the purge"
+    );
+    assert_eq!(
+        stcs().pick(&[heavy], &[older], 10_000 + day, 2000),
+        None,
+        "an SSTable being compacted blocks too"
     );
     let unchecked =
         CompactionStrategy::from_options(&options(&[("unchecked_tombstone_compaction", "true")]))
             .expect("unchecked");
     assert!(unchecked
-        .pick(&[heavy, older], 10_000 + day, 2000)
+        .pick(&[heavy, older], &[], 10_000 + day, 2000)
         .is_some());
 }
 
@@ -215,7 +227,7 @@ proptest! {
                 sum += s.bytes();
             }
         }
-        match stcs().pick(&sstables, 0, 0) {
+        match stcs().pick(&sstables, &[], 0, 0) {
             Some(job) => {
                 prop_assert!((4..=32).contains(&job.inputs.len()));
                 let in_one_bucket = buckets.iter().any(|b| {
@@ -309,7 +321,7 @@ proptest! {
             next_generation += 1;
             sstables.push(info(next_generation, bytes, 0, (start, start + width), 1));
             let mut jobs = 0;
-            while let Some(job) = strategy.pick(&sstables, 0, 0) {
+            while let Some(job) = strategy.pick(&sstables, &[], 0, 0) {
                 apply(&mut sstables, &job, &mut next_generation);
                 assert_levels_disjoint(&sstables);
                 jobs += 1;
@@ -356,10 +368,10 @@ fn time_window_compacts_each_older_window_into_one() {
         info(3, 100, 0, (0, 9), 5 * hour + 1),
         info(4, 100, 0, (0, 9), 5 * hour + 2),
     ];
-    let job = strategy.pick(&sstables, 0, 0).expect("older window");
+    let job = strategy.pick(&sstables, &[], 0, 0).expect("older window");
     assert_eq!(job.inputs, vec![1, 2]);
     // The newest window is size-tiered: two SSTables are not enough.
-    assert_eq!(strategy.pick(&sstables[2..], 0, 0), None);
+    assert_eq!(strategy.pick(&sstables[2..], &[], 0, 0), None);
 }
 
 proptest! {
@@ -375,7 +387,7 @@ proptest! {
                 info(g as u64, bytes, 0, (0, 9), hour * 3_600_000_000 + offset)
             })
             .collect();
-        if let Some(job) = strategy.pick(&sstables, 0, 0) {
+        if let Some(job) = strategy.pick(&sstables, &[], 0, 0) {
             let windows: std::collections::BTreeSet<i64> = sstables
                 .iter()
                 .filter(|s| job.inputs.contains(&s.generation))
@@ -393,18 +405,23 @@ fn leveled_size_tiers_an_overflowing_level_0_and_otherwise_pushes_it_into_level_
     let mut sstables: Vec<SstableInfo> = (0..40)
         .map(|g| info(g, 500, 0, (g as i64 * 10, g as i64 * 10 + 5), g as i64))
         .collect();
-    let job = strategy.pick(&sstables, 0, 0).expect("L0 overflow");
+    let job = strategy.pick(&sstables, &[], 0, 0).expect("L0 overflow");
     assert_eq!((job.output_level, job.inputs.len()), (0, 32));
     sstables.truncate(5);
     sstables.push(info(100, 900, 1, (0, 12), 1));
     sstables.push(info(101, 900, 1, (13, 200), 1));
     sstables.push(info(102, 900, 1, (201, 300), 1));
-    let job = strategy.pick(&sstables, 0, 0).expect("L0 into L1");
+    let job = strategy.pick(&sstables, &[], 0, 0).expect("L0 into L1");
     assert_eq!(job.output_level, 1);
     assert_eq!(job.max_output_bytes, 1000);
     let mut inputs = job.inputs.clone();
     inputs.sort_unstable();
     assert_eq!(inputs, vec![0, 1, 2, 3, 4, 100, 101]);
+    assert_eq!(
+        strategy.pick(&sstables[1..], &sstables[..1], 0, 0),
+        None,
+        "leveled jobs run one at a time"
+    );
     let major = strategy.major(&sstables).expect("major");
     assert_eq!(
         major.output_level, 2,
