@@ -504,3 +504,41 @@ fn write_log_format_1_fixture() {
     let name = log::log_file_name(1);
     std::fs::copy(dir.join(&name), out.join(&name)).expect("copy");
 }
+
+#[test]
+fn a_failed_compaction_is_aborted_without_touching_the_inputs() {
+    let dir = test_dir("failed");
+    on_shard(move || async move {
+        let memtables: Vec<Memtable> = (0..2).map(|i| random_memtable(20 + i, 300, 150)).collect();
+        let inputs = inputs(&dir, &memtables).await;
+        let mut txn = CompactionTxn::begin(&dir, &[1, 2]).await.expect("begin");
+        // The second output asks for a generation in use: the merge fails midway.
+        let mut handed = vec![2, 60];
+        let mut next_generation = || handed.pop().expect("two outputs at most");
+        let err = compact(
+            &inputs,
+            &mut txn,
+            &mut next_generation,
+            &output_options(5_000, 0),
+            &purge_options(&no_outside),
+        )
+        .await
+        .expect_err("generation 2 is an input");
+        assert!(
+            matches!(err, CompactionError::OutputExists { generation: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(txn.outputs(), &[60]);
+        txn.abort().await.expect("abort");
+        assert!(files_of(&dir, 60).is_empty());
+        assert_eq!(logs_in(&dir), 0);
+        let mut got: BTreeMap<DecoratedKey, Partition> = BTreeMap::new();
+        for g in [1, 2] {
+            let sstable = Sstable::open(&dir, g).await.expect("input intact");
+            for (key, partition) in sstable.scan(&PartitionRange::full()).await.expect("scan") {
+                got.entry(key).or_default().merge(&partition);
+            }
+        }
+        assert_eq!(got, merged(&memtables));
+    });
+}
