@@ -1,5 +1,6 @@
 //! The storage engine of one shard: types, schema, mutations, memtables.
 pub mod commitlog;
+pub mod compaction;
 pub mod database;
 pub mod error;
 pub mod memtable;

@@ -16,6 +16,7 @@
 
 pub mod cell;
 pub mod codec;
+mod compact;
 pub mod keys;
 pub mod merge;
 pub mod mutation;

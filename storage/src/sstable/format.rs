@@ -252,7 +252,27 @@ pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
     }
     put_u64(&mut out, stats.uncompressed_bytes);
     put_u64(&mut out, stats.data_bytes);
+    put_u32(&mut out, stats.level);
+    for v in [stats.min_local_deletion_time, stats.max_local_deletion_time] {
+        out.push(u8::from(v.is_some()));
+        put_u32(&mut out, v.unwrap_or(0) as u32);
+    }
+    put_u64(&mut out, stats.cell_count);
+    put_u64(&mut out, stats.tombstone_count);
+    put_u64(&mut out, stats.created_at_secs as u64);
     frame_end(out)
+}
+
+fn optional<T>(present: u8, value: T) -> Result<Option<T>, SstableError> {
+    match present {
+        0 => Ok(None),
+        1 => Ok(Some(value)),
+        _ => Err(SstableError::malformed(
+            Component::Statistics,
+            0,
+            "bad flag",
+        )),
+    }
 }
 
 pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
@@ -261,18 +281,15 @@ pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
     let mut opts = [None; 4];
     for slot in &mut opts {
         let present = r.u8("presence")?;
-        let v = r.i64("statistic")?;
-        *slot = match present {
-            0 => None,
-            1 => Some(v),
-            _ => {
-                return Err(SstableError::malformed(
-                    Component::Statistics,
-                    0,
-                    "bad flag",
-                ))
-            }
-        };
+        *slot = optional(present, r.i64("statistic")?)?;
+    }
+    let uncompressed_bytes = r.u64("uncompressed bytes")?;
+    let data_bytes = r.u64("data bytes")?;
+    let level = r.u32("level")?;
+    let mut deletion_times = [None; 2];
+    for slot in &mut deletion_times {
+        let present = r.u8("presence")?;
+        *slot = optional(present, r.u32("local deletion time")? as i32)?;
     }
     let stats = SstableStats {
         partition_count,
@@ -280,8 +297,14 @@ pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
         max_timestamp: opts[1],
         min_token: opts[2],
         max_token: opts[3],
-        uncompressed_bytes: r.u64("uncompressed bytes")?,
-        data_bytes: r.u64("data bytes")?,
+        uncompressed_bytes,
+        data_bytes,
+        level,
+        min_local_deletion_time: deletion_times[0],
+        max_local_deletion_time: deletion_times[1],
+        cell_count: r.u64("cell count")?,
+        tombstone_count: r.u64("tombstone count")?,
+        created_at_secs: r.i64("creation time")?,
     };
     r.finish()?;
     Ok(stats)

@@ -1,4 +1,4 @@
-//! Tessera's SSTable format (version 1): an immutable, sorted, checksummed file set holding
+//! Tessera's SSTable format (version 2): an immutable, sorted, checksummed file set holding
 //! the partitions of one memtable flush (or, later, of a compaction).
 //!
 //! An SSTable is identified by its directory and a generation number; each component is a
@@ -12,7 +12,8 @@
 //! - `Summary.db`: the first key of every index block; held in memory to find the one
 //!   index block a lookup reads.
 //! - `Filter.db`: a bloom filter over the partition keys.
-//! - `Statistics.db`: timestamps, token range, partition count.
+//! - `Statistics.db`: timestamps, token range, partition count, and what compaction
+//!   strategies choose by: level, tombstone drop times and counts, creation time.
 //! - `TOC.txt`: the component list, written last (after every other component is durable,
 //!   via a temporary name and a rename). An SSTable without a TOC is incomplete.
 //!
@@ -28,7 +29,7 @@ mod reader;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,9 @@ pub use writer::SstableWriter;
 use crate::model::CodecError;
 
 /// The SSTable format version this build writes and reads.
-pub const SSTABLE_FORMAT_VERSION: u32 = 1;
+///
+/// Version 1 (no level or tombstone statistics) was never released; it is refused.
+pub const SSTABLE_FORMAT_VERSION: u32 = 2;
 
 /// Tuning of a written SSTable (readers take everything from the files).
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +82,41 @@ pub struct SstableStats {
     pub uncompressed_bytes: u64,
     /// Length of `Data.db` on disk, bytes.
     pub data_bytes: u64,
+    /// Compaction level (0: flushed, or written by a strategy without levels).
+    pub level: u32,
+    /// Smallest local deletion time (tombstone deletion time, or the expiry of a TTL
+    /// value), seconds (`None`: no tombstone and no TTL value).
+    pub min_local_deletion_time: Option<i32>,
+    /// Largest such local deletion time.
+    pub max_local_deletion_time: Option<i32>,
+    /// Cells, row markers and tombstones of every kind.
+    pub cell_count: u64,
+    /// Tombstones of every kind plus TTL values (which become tombstones when they
+    /// expire): what a purge may drop once past gc grace.
+    pub tombstone_count: u64,
+    /// When the SSTable was written, seconds since the epoch.
+    pub created_at_secs: i64,
+}
+
+impl SstableStats {
+    /// Estimated share of the cells that a compaction at `gc_before_secs` could drop,
+    /// in `[0, 1]`, assuming drop times spread evenly between the recorded minimum and
+    /// maximum (the statistics keep no histogram).
+    pub fn droppable_tombstone_ratio(&self, gc_before_secs: i32) -> f64 {
+        let (Some(min), Some(max)) = (self.min_local_deletion_time, self.max_local_deletion_time)
+        else {
+            return 0.0;
+        };
+        if self.cell_count == 0 || gc_before_secs <= min {
+            return 0.0;
+        }
+        let share = if gc_before_secs > max {
+            1.0
+        } else {
+            f64::from(gc_before_secs - min) / (f64::from(max) - f64::from(min) + 1.0)
+        };
+        share * self.tombstone_count as f64 / self.cell_count as f64
+    }
 }
 
 /// A finished SSTable, as [`SstableWriter::finish`] reports it.

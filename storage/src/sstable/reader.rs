@@ -324,9 +324,18 @@ async fn read_toc(dir: &Path, generation: u64) -> Result<(), SstableError> {
         return Err(bad("checksum line does not match the contents"));
     }
     let mut lines = text[..crc_at].lines();
-    let header = format!("{TOC_HEADER} {SSTABLE_FORMAT_VERSION}");
-    if lines.next() != Some(header.as_str()) {
-        return Err(bad("unknown header or version"));
+    let version = lines
+        .next()
+        .and_then(|line| line.strip_prefix(TOC_HEADER))
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| bad("unknown header"))?;
+    if version != SSTABLE_FORMAT_VERSION {
+        return Err(SstableError::UnsupportedVersion {
+            component: Component::Toc,
+            version,
+            supported: SSTABLE_FORMAT_VERSION,
+        });
     }
     let listed: Vec<Option<Component>> = lines.map(Component::from_name).collect();
     for c in Component::LISTED {

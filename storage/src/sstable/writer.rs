@@ -10,7 +10,7 @@ use super::format::{
     seal_file, write_file, write_padded, CompressionInfo, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, SstableError, SstableMeta, SstableOptions, SstableStats};
-use crate::model::{DecoratedKey, Partition, Row};
+use crate::model::{CellKind, DecoratedKey, Partition, Row};
 
 /// Writes one SSTable. Partitions must be added in ring order; nothing is visible to
 /// readers until [`SstableWriter::finish`] has written the TOC.
@@ -201,6 +201,24 @@ impl SstableWriter {
             s.min_timestamp = Some(s.min_timestamp.map_or(ts, |m| m.min(ts)));
             s.max_timestamp = Some(s.max_timestamp.map_or(ts, |m| m.max(ts)));
         }
+        let counts = PartitionCounts::of(partition);
+        s.cell_count += counts.cells;
+        s.tombstone_count += counts.tombstones;
+        for t in counts.drop_times {
+            s.min_local_deletion_time = Some(s.min_local_deletion_time.map_or(t, |m| m.min(t)));
+            s.max_local_deletion_time = Some(s.max_local_deletion_time.map_or(t, |m| m.max(t)));
+        }
+    }
+
+    /// Records the SSTable's compaction level in its statistics (default 0).
+    pub fn set_level(&mut self, level: u32) {
+        self.stats.level = level;
+    }
+
+    /// Bytes of `Data.db` so far: compressed chunks written plus the chunk being filled
+    /// (uncompressed). Compaction splits its output when this passes a limit.
+    pub fn data_bytes_estimate(&self) -> u64 {
+        self.data.len() + self.chunk.len() as u64
     }
 
     /// Writes the remaining components, makes them durable, then publishes the TOC.
@@ -215,6 +233,7 @@ impl SstableWriter {
         self.data.finish().await?;
         self.stats.uncompressed_bytes = self.uncompressed_len;
         self.stats.data_bytes = data_len;
+        self.stats.created_at_secs = i64::from(scheduler::clock::now_secs());
         let compression = CompressionInfo {
             chunk_size: self.options.chunk_size as u64,
             uncompressed_len: self.uncompressed_len,
@@ -271,6 +290,58 @@ fn row_timestamps(row: &Row) -> impl Iterator<Item = i64> + '_ {
         .chain(row.deletion.iter().map(|t| t.timestamp))
         .chain(row.cells.values().map(|c| c.timestamp))
         .chain(row.complex_deletions.values().map(|t| t.timestamp))
+}
+
+/// A partition's cell and tombstone counts and its local deletion times (tombstones'
+/// deletion times and TTL values' expiries), for `Statistics.db`.
+struct PartitionCounts {
+    cells: u64,
+    tombstones: u64,
+    drop_times: Vec<i32>,
+}
+
+impl PartitionCounts {
+    fn of(p: &Partition) -> PartitionCounts {
+        let mut counts = PartitionCounts {
+            cells: 0,
+            tombstones: 0,
+            drop_times: Vec::new(),
+        };
+        let tombstones = p
+            .deletion
+            .iter()
+            .chain(p.range_tombstones.iter().map(|rt| &rt.tombstone));
+        for t in tombstones {
+            counts.add(true, Some(t.deletion_time));
+        }
+        for row in p.static_row.iter().chain(p.rows.values()) {
+            counts.add_row(row);
+        }
+        counts
+    }
+
+    fn add(&mut self, tombstone: bool, drop_time: Option<i32>) {
+        self.cells += 1;
+        self.tombstones += u64::from(tombstone);
+        self.drop_times.extend(drop_time);
+    }
+
+    fn add_row(&mut self, row: &Row) {
+        if let Some(marker) = &row.marker {
+            let expires = marker.expiry.map(|e| e.expires_at);
+            self.add(expires.is_some(), expires);
+        }
+        for t in row.deletion.iter().chain(row.complex_deletions.values()) {
+            self.add(true, Some(t.deletion_time));
+        }
+        for cell in row.cells.values() {
+            let drop_time = match &cell.kind {
+                CellKind::Dead { deletion_time } => Some(*deletion_time),
+                CellKind::Live { expiry, .. } => expiry.map(|e| e.expires_at),
+            };
+            self.add(drop_time.is_some(), drop_time);
+        }
+    }
 }
 
 /// Writes the TOC under a temporary name, renames it into place and syncs the directory:
