@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use storage::commitlog::{self, Commitlog, CommitlogError, ReplayPosition, ReplayStats};
+use storage::compaction::CompactionStrategy;
 use storage::database::Database;
 use storage::error::StorageError;
 use storage::model::{
@@ -35,7 +36,7 @@ use storage::model::{
 };
 use storage::schema::{Schema, TableDef};
 use storage::sstable::SstableOptions;
-use storage::table::{LoadReport, Table, TableStorage};
+use storage::table::{LoadReport, Table, TableSettings, TableStorage};
 
 /// One shard's replica state.
 pub struct LocalShard {
@@ -50,6 +51,8 @@ pub struct LocalShard {
     /// A background flush is running.
     flushing: Cell<bool>,
     flush_stats: Cell<FlushStats>,
+    /// Tables with a background compaction loop running.
+    compacting: RefCell<std::collections::HashSet<TableId>>,
     /// Per-partition locks serializing compare-and-set operations.
     cas_locks: RefCell<HashMap<(TableId, DecoratedKey), Rc<scheduler::sync::Semaphore>>>,
 }
@@ -123,6 +126,7 @@ pub fn init(schema: Arc<Schema>) {
             storage: RefCell::new(None),
             flushing: Cell::new(false),
             flush_stats: Cell::new(FlushStats::default()),
+            compacting: RefCell::new(Default::default()),
             cas_locks: RefCell::new(HashMap::new()),
         }))
     });
@@ -214,7 +218,26 @@ fn table_storage(config: &StorageConfig, table: &TableDef) -> TableStorage {
         dir: table_dir(&config.data_dir, table),
         shard: config.shard,
         shard_count: config.shard_count,
-        options: sstable_options(table),
+    }
+}
+
+/// How `table`'s SSTables are written and compacted, from its options. The
+/// CQL layer validated the compaction map; a map it let through that the
+/// engine cannot run falls back to the default strategy, with a warning.
+fn table_settings(table: &TableDef) -> TableSettings {
+    let compaction =
+        CompactionStrategy::from_options(&table.options.compaction).unwrap_or_else(|error| {
+            tracing::warn!(
+                table = %format!("{}.{}", table.keyspace, table.name),
+                %error,
+                "compaction options not usable; using the default strategy"
+            );
+            TableSettings::default().compaction
+        });
+    TableSettings {
+        sstable: sstable_options(table),
+        compaction,
+        gc_grace_seconds: table.options.gc_grace_seconds,
     }
 }
 
@@ -224,7 +247,8 @@ fn table_storage(config: &StorageConfig, table: &TableDef) -> TableStorage {
 pub async fn open_storage(config: StorageConfig) -> Result<LoadReport, StorageError> {
     let mut total = LoadReport::default();
     for def in schema().tables() {
-        let (table, report) = Table::open(def.id, table_storage(&config, def)).await?;
+        let (table, report) =
+            Table::open(def.id, table_storage(&config, def), table_settings(def)).await?;
         total.opened += report.opened;
         total.incomplete_removed += report.incomplete_removed;
         total.quarantined += report.quarantined;
@@ -234,6 +258,10 @@ pub async fn open_storage(config: StorageConfig) -> Result<LoadReport, StorageEr
         })?;
     }
     *local().storage.borrow_mut() = Some(config);
+    // SSTables left from before may already call for compaction.
+    for table in with_db(|db| db.tables().cloned().collect::<Vec<_>>()) {
+        maybe_compact(table);
+    }
     Ok(total)
 }
 
@@ -244,12 +272,21 @@ pub async fn set_schema(new: Arc<Schema>) -> Result<(), StorageError> {
     let old = shard.schema.replace(new.clone());
     let storage = shard.storage.borrow().clone();
     for def in new.tables() {
-        if old.table_by_id(def.id).is_some() || with_db(|db| db.table(def.id).is_some()) {
+        if let Some(table) = with_db(|db| db.table(def.id).cloned()) {
+            if old
+                .table_by_id(def.id)
+                .is_some_and(|o| o.options != def.options)
+            {
+                // ALTER TABLE ... WITH: new SSTables and compactions follow.
+                table.set_settings(table_settings(def));
+                maybe_compact(table);
+            }
             continue;
         }
         match &storage {
             Some(config) => {
-                let (table, _) = Table::open(def.id, table_storage(config, def)).await?;
+                let (table, _) =
+                    Table::open(def.id, table_storage(config, def), table_settings(def)).await?;
                 // Another schema change may have created it meanwhile.
                 let _ = with_db(|db| db.add_table(table));
             }
@@ -538,11 +575,12 @@ pub async fn wait_for_memtable_room() {
 }
 
 /// Flushes one table; logs and counts a failure. Returns whether it worked.
-async fn flush_table(table: &Table) -> bool {
+async fn flush_table(table: &Rc<Table>) -> bool {
     match table.flush().await {
         Ok(written) => {
             update_flush_stats(|s| s.flushes += written.len() as u64);
             discard_flushed_segments();
+            maybe_compact(Rc::clone(table));
             true
         }
         Err(error) => {
@@ -574,7 +612,12 @@ pub async fn flush_all() -> Result<(), StorageError> {
     let mut first_error = None;
     for table in tables {
         match table.flush().await {
-            Ok(written) => update_flush_stats(|s| s.flushes += written.len() as u64),
+            Ok(written) => {
+                update_flush_stats(|s| s.flushes += written.len() as u64);
+                if !written.is_empty() {
+                    maybe_compact(table);
+                }
+            }
             Err(error) => {
                 update_flush_stats(|s| s.failures += 1);
                 first_error.get_or_insert(error);
@@ -583,6 +626,54 @@ pub async fn flush_all() -> Result<(), StorageError> {
     }
     discard_flushed_segments();
     first_error.map_or(Ok(()), Err)
+}
+
+/// Starts a background loop running `table`'s compactions while its
+/// strategy finds work, unless one runs already. A failed compaction is
+/// logged and counted by the table; the loop stops and the next flush
+/// starts it again.
+pub fn maybe_compact(table: Rc<Table>) {
+    if table.storage().is_none() || !local().compacting.borrow_mut().insert(table.id()) {
+        return;
+    }
+    scheduler::spawn_local(async move {
+        while let Ok(true) = table.compact_once().await {}
+        local().compacting.borrow_mut().remove(&table.id());
+    });
+}
+
+/// Runs a major compaction of `table` on this shard (after flushing it):
+/// every SSTable into one run. Returns whether there was anything to do.
+pub async fn major_compaction(table: TableId) -> Result<bool, StorageError> {
+    let table = self::table(table)?;
+    let compacted = table.major_compaction().await?;
+    discard_flushed_segments();
+    Ok(compacted)
+}
+
+/// Per-table storage counters of this shard, summed over its tables.
+pub fn table_stats() -> storage::table::TableStats {
+    with_db(|db| {
+        db.tables()
+            .fold(storage::table::TableStats::default(), |mut sum, t| {
+                let s = t.stats();
+                sum.flushes += s.flushes;
+                sum.flush_failures += s.flush_failures;
+                sum.flushed_bytes += s.flushed_bytes;
+                sum.sstable_reads += s.sstable_reads;
+                sum.sstable_read_errors += s.sstable_read_errors;
+                sum.compactions += s.compactions;
+                sum.compaction_failures += s.compaction_failures;
+                sum.compacted_bytes_in += s.compacted_bytes_in;
+                sum.compacted_bytes_out += s.compacted_bytes_out;
+                sum
+            })
+    })
+}
+
+/// Live SSTables of this shard, over all tables.
+pub fn sstable_count() -> usize {
+    with_db(|db| db.tables().map(|t| t.sstable_count()).sum())
 }
 
 /// Lets the commitlog drop every segment whose writes are all in SSTables.

@@ -53,6 +53,14 @@ pub enum StorageError {
         /// The shard count running now.
         running: u32,
     },
+    /// A compaction could not run or finish.
+    #[error("table {table}: compaction: {message}")]
+    Compaction {
+        /// The table.
+        table: TableId,
+        /// What went wrong.
+        message: String,
+    },
     /// The shard is shutting down.
     #[error("storage is shutting down")]
     Closed,
@@ -64,6 +72,14 @@ impl StorageError {
         StorageError::Sstable {
             table,
             generation,
+            message: error.to_string(),
+        }
+    }
+
+    /// A compaction error of `table`.
+    pub fn compaction(table: TableId, error: &crate::compaction::CompactionError) -> Self {
+        StorageError::Compaction {
+            table,
             message: error.to_string(),
         }
     }

@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::commitlog::ReplayPosition;
+use crate::compaction::{
+    self, CompactionError, CompactionJob, CompactionStrategy, CompactionTxn, OutputOptions,
+    PurgeOptions, SstableInfo,
+};
 use crate::error::StorageError;
 use crate::memtable::{Memtable, PartitionSource};
 use crate::model::merge::{MergeByKey, SortedSource};
@@ -45,7 +49,7 @@ const GENERATION_SHARD_BITS: u32 = 10;
 /// Largest shard count the generation numbering supports.
 pub const MAX_SHARDS: u32 = 1 << GENERATION_SHARD_BITS;
 
-/// Where and how one shard keeps a table's SSTables.
+/// Where one shard keeps a table's SSTables.
 #[derive(Debug, Clone)]
 pub struct TableStorage {
     /// The table's directory (shared by every shard; generations say whose each SSTable is).
@@ -54,8 +58,29 @@ pub struct TableStorage {
     pub shard: u32,
     /// How many shards the node runs.
     pub shard_count: u32,
+}
+
+/// How a table's SSTables are written and compacted (from its schema options; an ALTER
+/// changes them with [`Table::set_settings`]).
+#[derive(Debug, Clone)]
+pub struct TableSettings {
     /// How new SSTables are written.
-    pub options: SstableOptions,
+    pub sstable: SstableOptions,
+    /// The compaction strategy.
+    pub compaction: CompactionStrategy,
+    /// Seconds a tombstone is kept before compaction may purge it.
+    pub gc_grace_seconds: i32,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        Self {
+            sstable: SstableOptions::default(),
+            compaction: CompactionStrategy::from_options(&Default::default())
+                .expect("the default strategy parses"),
+            gc_grace_seconds: 864_000,
+        }
+    }
 }
 
 /// An SSTable generation number: `sequence << 20 | shard_count << 10 | shard`, so every
@@ -118,6 +143,14 @@ pub struct TableStats {
     pub sstable_reads: u64,
     /// Reads that failed on an SSTable error (checksum, IO).
     pub sstable_read_errors: u64,
+    /// Compactions finished.
+    pub compactions: u64,
+    /// Compactions that failed (their inputs stay).
+    pub compaction_failures: u64,
+    /// Data bytes read by compactions (the inputs' `Data.db`).
+    pub compacted_bytes_in: u64,
+    /// Data bytes written by compactions.
+    pub compacted_bytes_out: u64,
 }
 
 /// A memtable being flushed, and the oldest commitlog position of its writes.
@@ -142,6 +175,8 @@ struct State {
     dropped: bool,
     /// The next generation sequence number.
     next_sequence: u64,
+    /// Generations that are inputs of a compaction running now.
+    compacting: Vec<u64>,
 }
 
 /// One table's data on one shard.
@@ -149,6 +184,7 @@ struct State {
 pub struct Table {
     id: TableId,
     storage: Option<TableStorage>,
+    settings: RefCell<TableSettings>,
     state: RefCell<State>,
     /// Flushes of this table run one at a time, in seal order.
     flush_lock: scheduler::sync::Semaphore,
@@ -158,26 +194,34 @@ pub struct Table {
 impl Table {
     /// An empty table held in memory only (it cannot flush).
     pub fn new(id: TableId) -> Self {
-        Self::with_state(id, None, State::default())
+        Self::with_state(id, None, TableSettings::default(), State::default())
     }
 
-    fn with_state(id: TableId, storage: Option<TableStorage>, state: State) -> Self {
+    fn with_state(
+        id: TableId,
+        storage: Option<TableStorage>,
+        settings: TableSettings,
+        state: State,
+    ) -> Self {
         Self {
             id,
             storage,
+            settings: RefCell::new(settings),
             state: RefCell::new(state),
             flush_lock: scheduler::sync::Semaphore::new(1),
             stats: Cell::new(TableStats::default()),
         }
     }
 
-    /// Opens a table stored in `storage.dir` (created if missing): opens this shard's
-    /// complete SSTables, removes the files of incomplete ones and moves damaged ones
-    /// to `quarantine/`. Fails if an SSTable was written under another shard count,
-    /// since its data would be owned by the wrong shards.
+    /// Opens a table stored in `storage.dir` (created if missing): finishes or undoes
+    /// this shard's compactions a crash interrupted, opens its complete SSTables,
+    /// removes the files of incomplete ones and moves damaged ones to `quarantine/`.
+    /// Fails if an SSTable was written under another shard count, since its data would
+    /// be owned by the wrong shards.
     pub async fn open(
         id: TableId,
         storage: TableStorage,
+        settings: TableSettings,
     ) -> Result<(Table, LoadReport), StorageError> {
         let dir = storage.dir.clone();
         let io = |op: &'static str| {
@@ -191,6 +235,10 @@ impl Table {
         scheduler::io::create_dir_all(&dir)
             .await
             .map_err(io("create directory"))?;
+        let shard = storage.shard;
+        compaction::recover_owned(&dir, &|log_id| Generation(log_id).shard() == shard)
+            .await
+            .map_err(|e| StorageError::compaction(id, &e))?;
         let entries = scheduler::io::list_directory(&dir)
             .await
             .map_err(io("list directory"))?;
@@ -253,7 +301,7 @@ impl Table {
                 .await
                 .map_err(io("sync directory"))?;
         }
-        Ok((Self::with_state(id, Some(storage), state), report))
+        Ok((Self::with_state(id, Some(storage), settings, state), report))
     }
 
     /// The table's id.
@@ -264,6 +312,12 @@ impl Table {
     /// Where the table keeps its SSTables, if it has storage.
     pub fn storage(&self) -> Option<&TableStorage> {
         self.storage.as_ref()
+    }
+
+    /// Replaces the table's settings (an ALTER TABLE); new SSTables and compactions use
+    /// them.
+    pub fn set_settings(&self, settings: TableSettings) {
+        *self.settings.borrow_mut() = settings;
     }
 
     /// The table's counters.
@@ -410,16 +464,193 @@ impl Table {
         let generation = self.next_generation(storage);
         let dir = &storage.dir;
         let error = |e: SstableError| StorageError::sstable(self.id, generation, &e);
-        let mut writer =
-            crate::sstable::SstableWriter::create(dir, generation, storage.options.clone())
-                .await
-                .map_err(error)?;
+        let options = self.settings.borrow().sstable.clone();
+        let mut writer = crate::sstable::SstableWriter::create(dir, generation, options)
+            .await
+            .map_err(error)?;
         for (key, partition) in memtable.iter() {
             writer.add_partition(key, partition).await.map_err(error)?;
         }
         let meta = writer.finish().await.map_err(error)?;
         let sstable = Sstable::open(dir, generation).await.map_err(error)?;
         Ok((meta, sstable))
+    }
+
+    /// Starts the compaction the strategy picks now, if any, and runs it to the end.
+    /// Returns whether one ran.
+    pub async fn compact_once(&self) -> Result<bool, StorageError> {
+        self.compact_once_at(now_secs()).await
+    }
+
+    /// [`Self::compact_once`] with expiry and gc grace judged at `now_secs`.
+    pub async fn compact_once_at(&self, now_secs: i32) -> Result<bool, StorageError> {
+        let Some(job) = self.pick_job(false, now_secs) else {
+            return Ok(false);
+        };
+        self.run_compaction(job, now_secs).await.map(|()| true)
+    }
+
+    /// An explicit major compaction: flushes, then merges every SSTable not already
+    /// being compacted into one run. Returns whether there was anything to compact.
+    pub async fn major_compaction(&self) -> Result<bool, StorageError> {
+        self.major_compaction_at(now_secs()).await
+    }
+
+    /// [`Self::major_compaction`] with expiry and gc grace judged at `now_secs`.
+    pub async fn major_compaction_at(&self, now_secs: i32) -> Result<bool, StorageError> {
+        self.flush().await?;
+        let Some(job) = self.pick_job(true, now_secs) else {
+            return Ok(false);
+        };
+        self.run_compaction(job, now_secs).await.map(|()| true)
+    }
+
+    /// Bytes of SSTable data the strategy would still compact: every live SSTable
+    /// not at rest (a rough backlog for the IO scheduler's controller).
+    pub fn compaction_backlog_bytes(&self) -> u64 {
+        let state = self.state.borrow();
+        if state.sstables.len() < 2 {
+            return 0;
+        }
+        state.sstables.iter().map(|s| s.stats().data_bytes).sum()
+    }
+
+    /// Picks a job among the SSTables not being compacted and marks its inputs.
+    fn pick_job(&self, major: bool, now: i32) -> Option<CompactionJob> {
+        self.storage.as_ref()?;
+        let mut state = self.state.borrow_mut();
+        let (compacting, free): (Vec<SstableInfo>, Vec<SstableInfo>) = state
+            .sstables
+            .iter()
+            .map(|s| SstableInfo::of(s))
+            .partition(|info| state.compacting.contains(&info.generation));
+        let settings = self.settings.borrow();
+        let job = if major {
+            settings.compaction.major(&free)
+        } else {
+            let gc_before = now.saturating_sub(settings.gc_grace_seconds.max(0));
+            settings.compaction.pick(&free, &compacting, now, gc_before)
+        }?;
+        state.compacting.extend(job.inputs.iter().copied());
+        Some(job)
+    }
+
+    async fn run_compaction(&self, job: CompactionJob, now: i32) -> Result<(), StorageError> {
+        let result = self.compact_inputs(&job, now).await;
+        self.state
+            .borrow_mut()
+            .compacting
+            .retain(|g| !job.inputs.contains(g));
+        match &result {
+            Ok((bytes_in, bytes_out)) => self.update_stats(|s| {
+                s.compactions += 1;
+                s.compacted_bytes_in += bytes_in;
+                s.compacted_bytes_out += bytes_out;
+            }),
+            Err(error) => {
+                self.update_stats(|s| s.compaction_failures += 1);
+                tracing::error!(table = %self.id, %error, "compaction failed; its inputs stay");
+            }
+        }
+        result.map(drop)
+    }
+
+    /// Merges the job's inputs into new SSTables and swaps them in: outputs written
+    /// and opened, the transaction committed, inputs replaced by outputs in one step
+    /// (no await), then the inputs' files deleted. A crash at any point leaves the
+    /// inputs or the outputs (see `compaction::log`). Returns data bytes in and out.
+    async fn compact_inputs(
+        &self,
+        job: &CompactionJob,
+        now: i32,
+    ) -> Result<(u64, u64), StorageError> {
+        let storage = self.storage.as_ref().ok_or(StorageError::Closed)?;
+        let error = |e: CompactionError| StorageError::compaction(self.id, &e);
+        let (inputs, truncations) = {
+            let state = self.state.borrow();
+            let inputs: Vec<Rc<Sstable>> = state
+                .sstables
+                .iter()
+                .filter(|s| job.inputs.contains(&s.generation()))
+                .cloned()
+                .collect();
+            (inputs, state.truncations)
+        };
+        if inputs.len() != job.inputs.len() {
+            // Truncated since it was picked.
+            return Ok((0, 0));
+        }
+        let bytes_in = inputs.iter().map(|s| s.stats().data_bytes).sum();
+        let settings = self.settings.borrow().clone();
+        let output = OutputOptions {
+            sstable: settings.sstable.clone(),
+            level: job.output_level,
+            max_output_bytes: job.max_output_bytes,
+        };
+        // Judged per key when the merge reaches it, against the sources of that moment
+        // (a flush finishing meanwhile adds an SSTable that may hold older data).
+        let purgeable = |key: &DecoratedKey| {
+            let state = self.state.borrow();
+            let others: Vec<Rc<Sstable>> = state
+                .sstables
+                .iter()
+                .filter(|s| !job.inputs.contains(&s.generation()))
+                .cloned()
+                .collect();
+            let versions: Vec<&Partition> = memtables(&state).filter_map(|m| m.get(key)).collect();
+            compaction::max_purgeable_timestamp(key, &others, &versions)
+        };
+        let purge = PurgeOptions {
+            now_secs: now,
+            gc_grace_seconds: settings.gc_grace_seconds,
+            max_purgeable_timestamp: &purgeable,
+        };
+        let mut txn = CompactionTxn::begin(&storage.dir, &job.inputs)
+            .await
+            .map_err(error)?;
+        let mut next_generation = || self.next_generation(storage);
+        let merged =
+            compaction::compact(&inputs, &mut txn, &mut next_generation, &output, &purge).await;
+        let outputs = match merged {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                let _ = txn.abort().await;
+                return Err(error(e));
+            }
+        };
+        let mut opened = Vec::with_capacity(outputs.len());
+        for meta in &outputs {
+            match Sstable::open(&storage.dir, meta.generation).await {
+                Ok(sstable) => opened.push(Rc::new(sstable)),
+                Err(e) => {
+                    let _ = txn.abort().await;
+                    return Err(StorageError::sstable(self.id, meta.generation, &e));
+                }
+            }
+        }
+        let committed = txn.commit().await.map_err(error)?;
+        let discarded = {
+            let mut state = self.state.borrow_mut();
+            if state.dropped || state.truncations != truncations {
+                Some(opened)
+            } else {
+                state
+                    .sstables
+                    .retain(|s| !job.inputs.contains(&s.generation()));
+                state.sstables.extend(opened);
+                None
+            }
+        };
+        drop(inputs);
+        committed.finish().await.map_err(error)?;
+        if let Some(outputs) = discarded {
+            // Truncated or dropped while it ran: the outputs hold deleted data.
+            for sstable in outputs {
+                delete_sstable_files(&storage.dir, sstable.generation()).await?;
+            }
+        }
+        let bytes_out = outputs.iter().map(|m| m.stats.data_bytes).sum();
+        Ok((bytes_in, bytes_out))
     }
 
     /// SSTables not in `seen` that may hold `key`.
@@ -619,6 +850,11 @@ impl Table {
             .map(Memtable::partition_count)
             .sum()
     }
+}
+
+/// The wall clock in seconds, as expiry and gc grace count it.
+fn now_secs() -> i32 {
+    i32::try_from(scheduler::clock::now_micros() / 1_000_000).unwrap_or(i32::MAX)
 }
 
 /// The active memtable and the sealed ones.

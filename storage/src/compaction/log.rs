@@ -436,13 +436,30 @@ pub struct RecoveryReport {
 /// Finishes or undoes every compaction a crash interrupted in `dir`. Run it before the
 /// directory's SSTables are listed.
 pub async fn recover(dir: &Path) -> Result<RecoveryReport, CompactionError> {
+    recover_owned(dir, &|_| true).await
+}
+
+/// [`recover`] for the logs whose id (the smallest input generation, the `<id>` of
+/// `compaction-<id>.log`) `owns` accepts: several shards share a directory and each
+/// recovers only its own compactions.
+pub async fn recover_owned(
+    dir: &Path,
+    owns: &dyn Fn(u64) -> bool,
+) -> Result<RecoveryReport, CompactionError> {
     let entries = match io::list_directory(dir).await {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RecoveryReport::default()),
         listed => listed.map_err(io_error("list", dir))?,
     };
     let logs: Vec<&io::DirEntry> = entries
         .iter()
-        .filter(|e| e.is_file && e.name.starts_with("compaction-") && e.name.ends_with(".log"))
+        .filter(|e| {
+            let id = e
+                .name
+                .strip_prefix("compaction-")
+                .and_then(|rest| rest.strip_suffix(".log"))
+                .and_then(|id| id.parse::<u64>().ok());
+            e.is_file && id.is_some_and(owns)
+        })
         .collect();
     let mut report = RecoveryReport::default();
     if logs.is_empty() {

@@ -34,7 +34,9 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-pub use log::{delete_sstables, recover, CommittedCompaction, CompactionTxn, RecoveryReport};
+pub use log::{
+    delete_sstables, recover, recover_owned, CommittedCompaction, CompactionTxn, RecoveryReport,
+};
 pub use strategy::{CompactionJob, CompactionStrategy, JobKind, SstableInfo};
 
 use crate::model::{DecoratedKey, Partition, PartitionRange, RingPosition};

@@ -15,7 +15,7 @@ use crate::model::{
     Row, RowMarker, SliceQuery, TableId, Tombstone,
 };
 use crate::sstable::SstableOptions;
-use crate::table::{Table, TableStorage};
+use crate::table::{Table, TableSettings, TableStorage};
 
 const T: TableId = uuid::Uuid::from_u128(42);
 const COLLECTION: ColumnId = 3;
@@ -400,6 +400,8 @@ enum Op {
     Flush,
     /// Flush, then reopen the table from its directory (memory-only: seal).
     Restart,
+    /// A major compaction at time 0 with no gc grace (memory-only: seal).
+    Compact,
     Read(DecoratedKey, SliceQuery, i32),
     Scan(PartitionRange, SliceQuery, usize, i32),
 }
@@ -410,6 +412,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Seal),
         1 => Just(Op::Flush),
         1 => Just(Op::Restart),
+        1 => Just(Op::Compact),
         3 => (pkey(), slice(), 0..8i32).prop_map(|(k, s, now)| Op::Read(k, s, now)),
         2 => (ring_bound(), ring_bound(), slice(), 1..4usize, 0..8i32)
             .prop_map(|(start, end, s, limit, now)| Op::Scan(PartitionRange { start, end }, s, limit, now)),
@@ -424,8 +427,13 @@ fn run(ops: &[Op]) {
 
 /// Runs `ops` against `table` and the oracle. With `storage`, `Restart` reopens the
 /// table from its directory.
-async fn run_on(mut table: Table, ops: &[Op], storage: Option<&TableStorage>) {
+async fn run_on(
+    mut table: Table,
+    ops: &[Op],
+    storage: Option<(&TableStorage, &TableSettings)>,
+) -> u64 {
     let mut oracle = Oracle::default();
+    let mut compactions = 0;
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Apply(m) => {
@@ -440,10 +448,18 @@ async fn run_on(mut table: Table, ops: &[Op], storage: Option<&TableStorage>) {
             }
             Op::Restart => {
                 table.flush().await.expect("flush");
-                if let Some(storage) = storage {
+                if let Some((storage, settings)) = storage {
                     drop(table);
-                    table = Table::open(T, storage.clone()).await.expect("reopen").0;
+                    table = Table::open(T, storage.clone(), settings.clone())
+                        .await
+                        .expect("reopen")
+                        .0;
                 }
+            }
+            Op::Compact => {
+                // Reads happen at times 0..8, so compacting "at 0" never expires
+                // anything a later read would still see live.
+                compactions += u64::from(table.major_compaction_at(0).await.expect("compact"));
             }
             Op::Read(key, cmd, now) => {
                 let read = table.read_partition(key, cmd, *now).await.expect("read");
@@ -459,6 +475,7 @@ async fn run_on(mut table: Table, ops: &[Op], storage: Option<&TableStorage>) {
             }
         }
     }
+    compactions
 }
 
 #[test]
@@ -470,26 +487,36 @@ fn table_with_sstables_matches_oracle() {
     // SSTable IO needs the shard's reactor; a failure prints the case's ops.
     let mut runner = TestRunner::deterministic();
     let strategy = prop::collection::vec(op(), 1..60);
-    let cases: Vec<Vec<Op>> = (0..40)
+    let cases: Vec<Vec<Op>> = (0..100)
         .map(|_| strategy.new_tree(&mut runner).expect("generate").current())
         .collect();
     let dir = crate::test_support::test_dir("table-model-tests", "sstables");
-    crate::test_support::on_shard(move || async move {
+    let compactions = crate::test_support::on_shard(move || async move {
+        let mut compactions = 0;
         for (n, ops) in cases.iter().enumerate() {
             let storage = TableStorage {
                 dir: dir.join(n.to_string()),
                 shard: 0,
                 shard_count: 1,
-                options: SstableOptions {
+            };
+            let settings = TableSettings {
+                sstable: SstableOptions {
                     chunk_size: 512,
                     index_block_entries: 4,
                     ..SstableOptions::default()
                 },
+                gc_grace_seconds: 0,
+                ..TableSettings::default()
             };
-            let table = Table::open(T, storage.clone()).await.expect("open").0;
-            run_on(table, ops, Some(&storage)).await;
+            let table = Table::open(T, storage.clone(), settings.clone())
+                .await
+                .expect("open")
+                .0;
+            compactions += run_on(table, ops, Some((&storage, &settings))).await;
         }
+        compactions
     });
+    assert!(compactions > 20, "only {compactions} compactions ran");
 }
 
 proptest! {
