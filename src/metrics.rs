@@ -118,6 +118,8 @@ struct Families {
     rows_written: IntCounterVec,
     proxy_requests: IntCounterVec,
     commitlog: IntCounterVec,
+    storage: IntCounterVec,
+    sstables: IntGaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -204,6 +206,16 @@ impl MetricsRegistry {
                  segments created, segments recycled",
                 &["shard", "what"],
             ),
+            storage: counter_vec(
+                r,
+                "storage_total",
+                "Storage engine activity: memtable flushes (and failed ones), bytes \
+                 flushed, SSTable partition reads (and failed ones: checksum or IO \
+                 errors), compactions (and failed ones), bytes compacted in and out, \
+                 writes held back waiting for a flush",
+                &["shard", "what"],
+            ),
+            sstables: gauge_vec(r, "sstables", "Live SSTables"),
             proxy_requests: counter_vec(
                 r,
                 "storage_proxy_requests_total",
@@ -272,7 +284,23 @@ struct ShardChildren {
     proxy_local: IntCounter,
     proxy_forwarded: IntCounter,
     commitlog: [IntCounter; COMMITLOG_SERIES.len()],
+    storage: [IntCounter; STORAGE_SERIES.len()],
+    sstables: IntGauge,
 }
+
+/// The storage counters, in the order `set_storage` takes them.
+pub const STORAGE_SERIES: [&str; 10] = [
+    "flushes",
+    "flush_failures",
+    "flushed_bytes",
+    "sstable_reads",
+    "sstable_read_errors",
+    "compactions",
+    "compaction_failures",
+    "compacted_bytes_in",
+    "compacted_bytes_out",
+    "write_stalls",
+];
 
 /// The commitlog counters, in the order `set_commitlog` takes them.
 const COMMITLOG_SERIES: [&str; 5] = [
@@ -303,6 +331,8 @@ impl ShardChildren {
             proxy_local: labelled(&families.proxy_requests, "local"),
             proxy_forwarded: labelled(&families.proxy_requests, "forwarded"),
             commitlog: COMMITLOG_SERIES.map(|what| labelled(&families.commitlog, what)),
+            storage: STORAGE_SERIES.map(|what| labelled(&families.storage, what)),
+            sstables: families.sstables.with_label_values(&[shard]),
             shard: shard.to_owned(),
         }
     }
@@ -385,6 +415,17 @@ impl ShardMetrics {
         for (counter, total) in self.children.commitlog.iter().zip(totals) {
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    /// Brings the storage counters up to the shard's running totals, in the
+    /// order of `STORAGE_SERIES`, and sets the live SSTable count.
+    pub fn set_storage(&self, totals: [u64; STORAGE_SERIES.len()], sstables: usize) {
+        for (counter, total) in self.children.storage.iter().zip(totals) {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.children
+            .sstables
+            .set(i64::try_from(sstables).unwrap_or(i64::MAX));
     }
 
     /// Brings the storage proxy counters up to the shard's running totals.

@@ -388,6 +388,23 @@ fn refresh_gauges(metrics: &ShardMetrics) {
     let (memory, stats) = local::with_db(|db| (db.memory_bytes(), db.stats()));
     metrics.set_memtable_bytes(memory as u64);
     metrics.set_rows(stats.rows_read, stats.rows_written);
+    let tables = local::table_stats();
+    let flush = local::flush_stats();
+    metrics.set_storage(
+        [
+            tables.flushes,
+            tables.flush_failures,
+            tables.flushed_bytes,
+            tables.sstable_reads,
+            tables.sstable_read_errors,
+            tables.compactions,
+            tables.compaction_failures,
+            tables.compacted_bytes_in,
+            tables.compacted_bytes_out,
+            flush.write_stalls,
+        ],
+        local::sstable_count(),
+    );
     let proxy = local::proxy_stats();
     metrics.set_proxy_requests(proxy.local_requests, proxy.forwarded_requests);
     if let Some(log) = local::commitlog_stats() {
