@@ -94,10 +94,7 @@ pub fn measure(dir: &Path, options: &IoTuneOptions) -> Result<DiskProperties, Io
         }
     })
     .map_err(|e| runtime_error(e.to_string()))?;
-    let rates = results
-        .pop()
-        .expect("one shard")
-        .map_err(runtime_error)?;
+    let rates = results.pop().expect("one shard").map_err(runtime_error)?;
     let mountpoint = mount_point(dir).map_err(|source| IoTuneError::Io {
         dir: dir.to_owned(),
         source,
