@@ -11,7 +11,7 @@
 //! Shares are dynamic (glommio re-reads them every
 //! [`SHARES_ADJUSTMENT_PERIOD`]), which is how the compaction backlog
 //! controller moves the Compaction group.
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -108,12 +108,16 @@ impl SharesManager for GroupShares {
 }
 
 struct GroupSet {
+    /// The executor the task queues belong to: a thread may run several
+    /// executors one after the other (tests do), and handles of a finished
+    /// one mean nothing to the next.
+    executor_id: usize,
     handles: [TaskQueueHandle; Group::ALL.len()],
     shares: [Rc<GroupShares>; Group::ALL.len()],
 }
 
 impl GroupSet {
-    fn create() -> Self {
+    fn create(executor_id: usize) -> Self {
         let shares =
             Group::ALL.map(|group| Rc::new(GroupShares(Cell::new(group.default_shares()))));
         let handles = Group::ALL.map(|group| {
@@ -124,16 +128,36 @@ impl GroupSet {
                 group.name(),
             )
         });
-        GroupSet { handles, shares }
+        GroupSet {
+            executor_id,
+            handles,
+            shares,
+        }
     }
 }
 
 thread_local! {
-    static GROUPS: OnceCell<GroupSet> = const { OnceCell::new() };
+    static GROUPS: RefCell<Option<Rc<GroupSet>>> = const { RefCell::new(None) };
+}
+
+/// This executor's groups, if created.
+fn existing_groups() -> Option<Rc<GroupSet>> {
+    let executor_id = glommio::executor().id();
+    GROUPS.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .filter(|groups| groups.executor_id == executor_id)
+            .cloned()
+    })
 }
 
 fn with_groups<R>(f: impl FnOnce(&GroupSet) -> R) -> R {
-    GROUPS.with(|cell| f(cell.get_or_init(GroupSet::create)))
+    let groups = existing_groups().unwrap_or_else(|| {
+        let created = Rc::new(GroupSet::create(glommio::executor().id()));
+        GROUPS.with(|cell| *cell.borrow_mut() = Some(created.clone()));
+        created
+    });
+    f(&groups)
 }
 
 /// Creates this shard's groups if they do not exist yet. Must run on a
@@ -161,14 +185,12 @@ pub fn spawn_detached_in(group: Group, future: impl Future<Output = ()> + 'stati
 /// shard's default task queue).
 pub fn current_group() -> Option<Group> {
     let current = glommio::executor().current_task_queue();
-    GROUPS.with(|cell| {
-        let groups = cell.get()?;
-        let index = groups
-            .handles
-            .iter()
-            .position(|handle| *handle == current)?;
-        Some(Group::ALL[index])
-    })
+    let groups = existing_groups()?;
+    let index = groups
+        .handles
+        .iter()
+        .position(|handle| *handle == current)?;
+    Some(Group::ALL[index])
 }
 
 /// Sets a group's CPU shares on this shard (applied within

@@ -27,7 +27,7 @@ pub mod fair;
 mod queue;
 pub mod stats;
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -159,7 +159,9 @@ impl IoShared {
 static SHARED: OnceLock<IoShared> = OnceLock::new();
 
 thread_local! {
-    static SHARD_QUEUE: OnceCell<Rc<queue::ShardQueue>> = const { OnceCell::new() };
+    /// The queue of the executor running on this thread, with its id (a
+    /// thread may run several executors one after the other).
+    static SHARD_QUEUE: RefCell<Option<(usize, Rc<queue::ShardQueue>)>> = const { RefCell::new(None) };
 }
 
 /// Sets the process's IO configuration. Call it once, before any shard
@@ -183,9 +185,17 @@ fn shared() -> &'static IoShared {
 }
 
 fn shard_queue() -> Rc<queue::ShardQueue> {
-    SHARD_QUEUE.with(|cell| {
-        cell.get_or_init(|| Rc::new(queue::ShardQueue::new(shared())))
-            .clone()
+    let executor_id = glommio::executor().id();
+    let existing = SHARD_QUEUE.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .filter(|(id, _)| *id == executor_id)
+            .map(|(_, queue)| queue.clone())
+    });
+    existing.unwrap_or_else(|| {
+        let queue = queue::ShardQueue::start(shared());
+        SHARD_QUEUE.with(|cell| *cell.borrow_mut() = Some((executor_id, queue.clone())));
+        queue
     })
 }
 
@@ -232,4 +242,76 @@ pub fn set_compaction_backlog(backlog_bytes: u64) -> u32 {
     set_class_shares(IoClass::Compaction, shares);
     groups::set_group_shares(Group::Compaction, shares as usize);
     shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::spawn_in;
+
+    fn ops(class: IoClass) -> u64 {
+        io_stats()[class.index()].ops
+    }
+
+    /// More requests than the bucket's burst: they wait for tokens, the
+    /// timer task steps the queue, and every one completes.
+    async fn flood_and_drain() {
+        let writes: Vec<_> = (0..40)
+            .map(|_| {
+                spawn_in(Group::Compaction, async {
+                    let bytes = crate::io::MAX_IO_BYTES as u64;
+                    submit(current_class(IoKind::Write), IoKind::Write, bytes, async {}).await
+                })
+            })
+            .collect();
+        let query = spawn_in(Group::Statement, async {
+            submit(current_class(IoKind::Read), IoKind::Read, 4096, async {}).await
+        });
+        for write in writes {
+            write.await;
+        }
+        query.await;
+        assert_eq!(ops(IoClass::Compaction), 40);
+        assert_eq!(ops(IoClass::Query), 1);
+        let stats = io_stats();
+        assert!(stats
+            .iter()
+            .all(|s| s.in_flight == 0 && s.queue_length == 0));
+        // Some of them had to queue for tokens.
+        let waited = &stats[IoClass::Compaction.index()].queued_time;
+        assert!(waited.counts[1..].iter().sum::<u64>() > 0, "{waited:?}");
+    }
+
+    #[test]
+    fn queued_requests_drain_on_successive_executors_of_one_thread() {
+        for _ in 0..2 {
+            let executor = glommio::LocalExecutorBuilder::default()
+                .make()
+                .expect("executor");
+            executor.run(flood_and_drain());
+        }
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_the_queue() {
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor");
+        executor.run(async {
+            let big = crate::io::MAX_IO_BYTES as u64;
+            let waiting: Vec<_> = (0..40)
+                .map(|_| {
+                    crate::spawn_local_task(submit(IoClass::Flush, IoKind::Write, big, async {}))
+                })
+                .collect();
+            crate::sleep(Duration::from_micros(100)).await;
+            // Dropping a task cancels it the next time the executor runs it.
+            drop(waiting);
+            crate::sleep(Duration::from_millis(1)).await;
+            let stats = &io_stats()[IoClass::Flush.index()];
+            assert_eq!((stats.queue_length, stats.in_flight), (0, 0));
+            submit(IoClass::Flush, IoKind::Write, big, async {}).await;
+            assert!(ops(IoClass::Flush) >= 1);
+        });
+    }
 }

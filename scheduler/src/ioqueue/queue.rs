@@ -6,8 +6,9 @@
 //!    an idle disk the ticket is granted at once, without a task switch.
 //! 2. Otherwise the caller sleeps until a step grants its ticket. Steps
 //!    happen when a request is queued, when one completes, and when a
-//!    token wait (a timer in the Statement group, so it is never starved
-//!    by the background groups) expires.
+//!    token wait expires: the shard's timer task (in the Statement group,
+//!    so the background groups cannot starve it) sleeps for it. Steps only
+//!    ever wake that task, never spawn one, so they are safe in `drop`.
 //! 3. The granted [`Permit`] is held while the IO runs; dropping it
 //!    records the disk time and steps the dispatcher again.
 //!
@@ -16,7 +17,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -41,10 +42,20 @@ impl Ticket {
     }
 }
 
+/// The token-wait timer task's state.
+enum Timer {
+    /// Waiting to be asked (with its waker once it has polled).
+    Idle(Option<Waker>),
+    /// Asked to step again after this many nanoseconds.
+    Requested(u64),
+    /// Sleeping; it steps when it wakes.
+    Sleeping,
+}
+
 struct State {
     dispatcher: Dispatcher<Rc<Ticket>>,
     stats: Vec<IoClassStats>,
-    timer_armed: bool,
+    timer: Timer,
 }
 
 /// The IO queue of the shard running on this thread.
@@ -54,17 +65,22 @@ pub(crate) struct ShardQueue {
 }
 
 impl ShardQueue {
-    pub(crate) fn new(shared: &'static IoShared) -> Self {
+    /// The queue of this executor, with its timer task started. Must run
+    /// on a glommio executor.
+    pub(crate) fn start(shared: &'static IoShared) -> Rc<Self> {
         let config = &shared.config;
         let max_in_flight = u64::try_from(config.latency_goal.as_nanos()).unwrap_or(u64::MAX);
-        ShardQueue {
+        let queue = Rc::new(ShardQueue {
             shared,
             state: RefCell::new(State {
                 dispatcher: Dispatcher::new(&config.shares, max_in_flight),
                 stats: IoClass::ALL.iter().map(|c| IoClassStats::new(*c)).collect(),
-                timer_armed: false,
+                timer: Timer::Idle(None),
             }),
-        }
+        });
+        let weak = Rc::downgrade(&queue);
+        crate::groups::spawn_detached_in(crate::groups::Group::Statement, run_timer(weak));
+        queue
     }
 
     /// The disk-time cost of a request, nanoseconds.
@@ -129,26 +145,22 @@ impl ShardQueue {
                     dispatched.item.grant();
                 }
                 Step::WaitTokens(ns) => {
-                    if !state.timer_armed {
-                        state.timer_armed = true;
-                        drop(state);
-                        self.arm_timer(ns);
-                    }
+                    state.timer = match std::mem::replace(&mut state.timer, Timer::Sleeping) {
+                        Timer::Idle(waker) => {
+                            if let Some(waker) = waker {
+                                waker.wake();
+                            }
+                            Timer::Requested(ns)
+                        }
+                        Timer::Requested(asked) => Timer::Requested(asked.min(ns)),
+                        // It steps when it wakes, and asks again if need be.
+                        Timer::Sleeping => Timer::Sleeping,
+                    };
                     return;
                 }
                 Step::Full | Step::Idle => return,
             }
         }
-    }
-
-    fn arm_timer(self: &Rc<Self>, ns: u64) {
-        let queue = self.clone();
-        let wake = async move {
-            crate::sleep(Duration::from_nanos(ns)).await;
-            queue.state.borrow_mut().timer_armed = false;
-            queue.pump();
-        };
-        crate::groups::spawn_detached_in(crate::groups::Group::Statement, wake);
     }
 
     fn complete(self: &Rc<Self>, class: IoClass, cost: u64, bytes: u64, started: Option<Instant>) {
@@ -165,6 +177,39 @@ impl ShardQueue {
         }
         drop(state);
         self.pump();
+    }
+}
+
+/// The shard's token-wait timer: sleeps when a step asks, then steps.
+/// Ends when the queue is gone.
+async fn run_timer(queue: Weak<ShardQueue>) {
+    loop {
+        let asked = std::future::poll_fn(|cx| {
+            let Some(queue) = queue.upgrade() else {
+                return Poll::Ready(None);
+            };
+            let mut state = queue.state.borrow_mut();
+            match state.timer {
+                Timer::Requested(ns) => {
+                    state.timer = Timer::Sleeping;
+                    Poll::Ready(Some(ns))
+                }
+                _ => {
+                    state.timer = Timer::Idle(Some(cx.waker().clone()));
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let Some(ns) = asked else {
+            return;
+        };
+        crate::sleep(Duration::from_nanos(ns)).await;
+        let Some(queue) = queue.upgrade() else {
+            return;
+        };
+        queue.state.borrow_mut().timer = Timer::Idle(None);
+        queue.pump();
     }
 }
 
