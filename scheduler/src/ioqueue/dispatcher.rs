@@ -111,6 +111,13 @@ impl<T> Dispatcher<T> {
         Step::Dispatch(dispatched)
     }
 
+    /// Records a request sent to the disk around the queue (scheduling
+    /// off), so its completion balances.
+    pub fn start_unscheduled(&mut self, cost: u64) {
+        self.in_flight_cost += cost;
+        self.in_flight_ops += 1;
+    }
+
     /// Records that a dispatched request of `cost` finished (or was dropped).
     pub fn complete(&mut self, cost: u64) {
         assert!(

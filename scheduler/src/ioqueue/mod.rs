@@ -112,6 +112,10 @@ pub struct IoConfig {
     pub latency_goal: Duration,
     /// Compaction backlog → compaction shares.
     pub compaction_controller: BacklogController,
+    /// Whether requests are scheduled at all. `false` sends every request
+    /// straight to the disk (counted, not queued): the baseline that shows
+    /// what the scheduler buys, for benchmarks only.
+    pub scheduling: bool,
 }
 
 impl Default for IoConfig {
@@ -121,6 +125,7 @@ impl Default for IoConfig {
             shares: IoClass::ALL.map(IoClass::default_shares),
             latency_goal: Duration::from_micros(1500),
             compaction_controller: BacklogController::default(),
+            scheduling: true,
         }
     }
 }
@@ -218,7 +223,11 @@ pub fn current_class(kind: IoKind) -> IoClass {
 pub async fn submit<F: Future>(class: IoClass, kind: IoKind, bytes: u64, io: F) -> F::Output {
     let queue = shard_queue();
     let cost = queue.cost_ns(kind, bytes);
-    let mut permit = queue.acquire(class, cost).await;
+    let mut permit = if config().scheduling {
+        queue.acquire(class, cost).await
+    } else {
+        queue.bypass(class, cost)
+    };
     let output = io.await;
     permit.set_bytes(bytes);
     output
