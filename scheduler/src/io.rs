@@ -172,7 +172,10 @@ pub async fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Makes the directory's entries (creations, renames, removals) durable.
 pub async fn sync_directory(dir: &Path) -> io::Result<()> {
-    let directory = glommio::io::Directory::open(dir).await?;
+    // glommio opens a directory relative to no directory at all (dirfd -1),
+    // so a relative path fails with EBADF; its file opens do resolve them.
+    let dir = std::path::absolute(dir)?;
+    let directory = glommio::io::Directory::open(&dir).await?;
     let synced = directory.sync().await;
     directory.close().await?;
     synced.map_err(Into::into)
@@ -294,6 +297,22 @@ mod tests {
                 assert_eq!(names, vec![PROBE_FILE_NAME.to_string(), "b".to_string()]);
                 remove_file(&moved).await.expect("remove");
                 true
+            }
+        })
+        .expect("shard runs");
+        assert_eq!(results, vec![true]);
+    }
+
+    #[test]
+    fn relative_directories_sync() {
+        let dir = test_dir("relative");
+        let results = run_shards(ShardSetConfig::new(1), move |_| {
+            let dir = dir.clone();
+            async move {
+                create_dir_all(&dir).await.expect("create dir");
+                // Tests run in the crate's directory.
+                let relative = Path::new("../target/scheduler-io-tests/relative");
+                sync_directory(relative).await.is_ok()
             }
         })
         .expect("shard runs");
