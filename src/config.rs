@@ -477,7 +477,7 @@ pub struct Cli {
 }
 
 /// What to do; no command runs the server.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
     Run,
@@ -485,6 +485,24 @@ pub enum Command {
     CheckConfig,
     /// Print the effective configuration as TOML, then exit.
     PrintConfig,
+    /// Measure the disk under each of `--data-file-directories` and write the IO scheduler's
+    /// disk model (io_properties.yaml); point `io_properties_file` at it.
+    IoTune {
+        /// Where to write the disk model.
+        #[arg(long, value_name = "FILE", default_value = "conf/io_properties.yaml")]
+        output: PathBuf,
+        /// Seconds per measurement and concurrency level (about ten of them run).
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_duration_secs)]
+        duration: f64,
+    },
+}
+
+/// A positive, finite number of seconds.
+fn parse_duration_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 3600]")),
+    }
 }
 
 impl Cli {
@@ -794,6 +812,35 @@ mod tests {
         );
         let bare = Cli::try_parse_args(["tessera"]).expect("no args");
         assert_eq!((bare.config, bare.command), (None, None));
+    }
+
+    #[test]
+    fn io_tune_takes_data_directories_as_an_override() {
+        let cli = Cli::try_parse_args([
+            "tessera",
+            "io-tune",
+            "--data-file-directories",
+            "/mnt/a",
+            "--output",
+            "out.yaml",
+            "--duration",
+            "0.5",
+        ])
+        .expect("valid command line");
+        assert_eq!(
+            cli.command,
+            Some(Command::IoTune {
+                output: PathBuf::from("out.yaml"),
+                duration: 0.5
+            })
+        );
+        assert_eq!(
+            cli.overrides,
+            overrides(&[("data_file_directories", "/mnt/a")])
+        );
+        let error = Cli::try_parse_args(["tessera", "io-tune", "--duration", "0"])
+            .expect_err("negative duration");
+        assert!(error.to_string().contains("--duration"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The tessera server binary: parses the command line and configuration,
 //! sets up logging, and runs the node (see `node`).
 mod config;
+mod disk_model;
 mod metrics;
 mod node;
 
@@ -26,6 +27,11 @@ fn main() -> std::process::ExitCode {
             println!("configuration is valid");
             Ok(())
         }
+        Some(Command::IoTune { output, duration }) => disk_model::io_tune(
+            &config,
+            &output,
+            std::time::Duration::from_secs_f64(duration),
+        ),
         Some(Command::Run) | None => {
             scheduler::guard::install_panic_hook();
             node::run(config)

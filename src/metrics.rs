@@ -13,6 +13,8 @@
 //!   on shard 0, because a general HTTP server would bring in a second async runtime. Requests
 //!   are bounded in size, connections in number and idle time.
 
+mod io_queue;
+
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
@@ -120,6 +122,7 @@ struct Families {
     commitlog: IntCounterVec,
     storage: IntCounterVec,
     sstables: IntGaugeVec,
+    io_queue: io_queue::IoQueueCollector,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -164,7 +167,12 @@ impl MetricsRegistry {
         registry
             .register(Box::new(latency.clone()))
             .expect("metric names are unique");
+        let io_queue = io_queue::IoQueueCollector::new();
+        registry
+            .register(Box::new(io_queue.clone()))
+            .expect("metric names are unique");
         let families = Families {
+            io_queue,
             requests: counter_vec(
                 r,
                 "cql_requests_total",
@@ -286,6 +294,7 @@ struct ShardChildren {
     commitlog: [IntCounter; COMMITLOG_SERIES.len()],
     storage: [IntCounter; STORAGE_SERIES.len()],
     sstables: IntGauge,
+    io_queue: io_queue::IoQueueSlot,
 }
 
 /// The storage counters, in the order `set_storage` takes them.
@@ -333,6 +342,7 @@ impl ShardChildren {
             commitlog: COMMITLOG_SERIES.map(|what| labelled(&families.commitlog, what)),
             storage: STORAGE_SERIES.map(|what| labelled(&families.storage, what)),
             sstables: families.sstables.with_label_values(&[shard]),
+            io_queue: families.io_queue.slot(shard),
             shard: shard.to_owned(),
         }
     }
@@ -426,6 +436,16 @@ impl ShardMetrics {
         self.children
             .sstables
             .set(i64::try_from(sstables).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the shard's IO scheduler snapshot (`scheduler::io_stats()`),
+    /// exported as `tessera_io_queue_*{shard, class}`.
+    pub fn set_io_queue(&self, stats: Vec<scheduler::ioqueue::IoClassStats>) {
+        *self
+            .children
+            .io_queue
+            .lock()
+            .expect("metrics lock is never poisoned") = stats;
     }
 
     /// Brings the storage proxy counters up to the shard's running totals.
@@ -704,7 +724,37 @@ mod tests {
         shard0.set_memtable_bytes(4096);
         shard0.rows_read(3);
         shard1.rows_written(5);
+        shard1.set_io_queue(sample_io_stats());
         registry
+    }
+
+    /// IO scheduler stats as a shard reports them: compaction did two
+    /// requests, one of 20 µs in the disk and one of 3 ms.
+    fn sample_io_stats() -> Vec<scheduler::ioqueue::IoClassStats> {
+        use scheduler::ioqueue::{Histogram, IoClass, IoClassStats};
+        IoClass::ALL
+            .iter()
+            .map(|class| {
+                let mut disk_time = Histogram::default();
+                let mut ops = 0;
+                if *class == IoClass::Compaction {
+                    disk_time.observe(20_000);
+                    disk_time.observe(3_000_000);
+                    ops = 2;
+                }
+                IoClassStats {
+                    class: *class,
+                    shares: class.default_shares(),
+                    ops,
+                    bytes: ops * 4096,
+                    cost_ns: 0,
+                    queue_length: u64::from(*class == IoClass::Query),
+                    in_flight: 0,
+                    queued_time: Histogram::default(),
+                    disk_time,
+                }
+            })
+            .collect()
     }
 
     fn parse(text: &str) -> prometheus_parse::Scrape {
@@ -805,6 +855,22 @@ mod tests {
             v("tessera_rows_written_total", &[("shard", "1")]),
             Counter(5.0)
         );
+        let io = |metric: &str, class: &str| v(metric, &[("shard", "1"), ("class", class)]);
+        assert_eq!(io("tessera_io_queue_ops_total", "compaction"), Counter(2.0));
+        assert_eq!(
+            io("tessera_io_queue_bytes_total", "compaction"),
+            Counter(8192.0)
+        );
+        assert_eq!(io("tessera_io_queue_length", "query"), Gauge(1.0));
+        assert_eq!(io("tessera_io_queue_shares", "flush"), Gauge(400.0));
+        let Histogram(disk) = io("tessera_io_queue_disk_seconds", "compaction") else {
+            panic!("disk time is a histogram");
+        };
+        let disk_count = |le: f64| disk.iter().find(|b| b.less_than == le).map(|b| b.count);
+        assert_eq!(disk_count(10e-6), Some(0.0));
+        assert_eq!(disk_count(25e-6), Some(1.0));
+        assert_eq!(disk_count(5e-3), Some(2.0));
+        assert_eq!(disk_count(f64::INFINITY), Some(2.0));
         let Histogram(buckets) = v("tessera_cql_request_latency_seconds", &[("shard", "0")]) else {
             panic!("latency is a histogram");
         };

@@ -18,7 +18,7 @@ use cql::processor::{ProcessorConfig, QueryProcessor};
 use cql::server::{CqlServer, RequestObserver, ServerConfig};
 use cql::system::NodeInfo;
 use scheduler::net::TcpListener;
-use scheduler::{run_shards, ShardSetConfig};
+use scheduler::{run_shards, spawn_in, Group, ShardSetConfig};
 use serde::{Deserialize, Serialize};
 use storage::schema::Schema;
 
@@ -64,6 +64,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("create directory {}", dir.display()))?;
     }
+    crate::disk_model::configure_io_scheduler(&config)?;
     let schema = migration::load_schema(&data_dir).context("load schema")?;
     check_commitlog_shards(&config.commitlog_directory, config.effective_smp() as usize)?;
     let identity = load_identity(&data_dir, config.num_tokens)?;
@@ -183,8 +184,10 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
     let listener = TcpListener::bind(cql_addr)
         .map_err(|e| anyhow::anyhow!("listen for CQL on {cql_addr}: {e}"))?;
     // Accept loops own their listeners: dropping a loop's task closes its
-    // socket, which is how a stopping node stops accepting.
-    let mut acceptors = vec![scheduler::spawn_local_task(server.clone().serve(listener))];
+    // socket, which is how a stopping node stops accepting. They run in the
+    // Statement group, and so do the connection tasks they spawn: request
+    // handling gets the Statement CPU shares and its reads the query class.
+    let mut acceptors = vec![spawn_in(Group::Statement, server.clone().serve(listener))];
     if shard == 0 {
         let aware_addr = socket_addr(
             &config.rpc_address,
@@ -192,7 +195,8 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
         )?;
         let aware = TcpListener::bind(aware_addr)
             .map_err(|e| anyhow::anyhow!("listen for shard-aware CQL on {aware_addr}: {e}"))?;
-        acceptors.push(scheduler::spawn_local_task(
+        acceptors.push(spawn_in(
+            Group::Statement,
             server.clone().serve_shard_aware(aware, shared.shard_count),
         ));
         let metrics_addr = socket_addr(
@@ -291,15 +295,17 @@ fn physical_memory_bytes() -> u64 {
 }
 
 /// Opens this shard's commitlog in the commitlog directory (segment names
-/// carry the shard id) and replays it into the memtables.
+/// carry the shard id) and replays it into the memtables. Runs in the
+/// Commitlog group, so the log's writer task (spawned while opening) and
+/// its IO stay there.
 async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
     let shard_id = u32::try_from(shard).context("shard id fits in u32")?;
     let started = std::time::Instant::now();
-    let summary = local::open_commitlog(
-        &config.commitlog_directory,
-        shard_id,
-        commitlog_config(config),
-    )
+    let directory = config.commitlog_directory.clone();
+    let log_config = commitlog_config(config);
+    let summary = spawn_in(Group::Commitlog, async move {
+        local::open_commitlog(&directory, shard_id, log_config).await
+    })
     .await
     .with_context(|| format!("open commitlog in {}", config.commitlog_directory.display()))?;
     tracing::info!(
@@ -319,7 +325,7 @@ async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
     );
     if summary.mutations_applied > 0 {
         // Write what replay rebuilt to SSTables, so its segments can go.
-        scheduler::spawn_local(async move {
+        scheduler::spawn_detached_in(scheduler::Group::Flush, async move {
             if let Err(error) = local::flush_all().await {
                 tracing::error!(shard, %error, "flush after replay failed");
             }
@@ -385,6 +391,7 @@ fn commitlog_config(config: &Config) -> storage::commitlog::Config {
 }
 
 fn refresh_gauges(metrics: &ShardMetrics) {
+    metrics.set_io_queue(scheduler::io_stats());
     let (memory, stats) = local::with_db(|db| (db.memory_bytes(), db.stats()));
     metrics.set_memtable_bytes(memory as u64);
     metrics.set_rows(stats.rows_read, stats.rows_written);

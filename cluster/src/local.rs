@@ -346,7 +346,7 @@ pub async fn open_commitlog(
     summary.log = stats;
     let log = Rc::new(log);
     log.set_space_pressure_callback(Rc::new(|before: ReplayPosition| {
-        scheduler::spawn_local(flush_older_than(before));
+        scheduler::spawn_detached_in(scheduler::Group::Flush, flush_older_than(before));
     }));
     *local().commitlog.borrow_mut() = Some(log);
     Ok(summary)
@@ -533,7 +533,7 @@ pub fn maybe_flush() {
         return;
     }
     shard.flushing.set(true);
-    scheduler::spawn_local(async move {
+    scheduler::spawn_detached_in(scheduler::Group::Flush, async move {
         // Flush the largest until the active memtables are under half the limit.
         while active_memtable_bytes() > limit / 2 {
             let largest =
@@ -636,10 +636,21 @@ pub fn maybe_compact(table: Rc<Table>) {
     if table.storage().is_none() || !local().compacting.borrow_mut().insert(table.id()) {
         return;
     }
-    scheduler::spawn_local(async move {
-        while let Ok(true) = table.compact_once().await {}
+    update_compaction_backlog();
+    scheduler::spawn_detached_in(scheduler::Group::Compaction, async move {
+        while let Ok(true) = table.compact_once().await {
+            update_compaction_backlog();
+        }
         local().compacting.borrow_mut().remove(&table.id());
+        update_compaction_backlog();
     });
+}
+
+/// Tells the IO scheduler's controller how much this shard has left to
+/// compact, so compaction's shares follow its backlog.
+fn update_compaction_backlog() {
+    let backlog = with_db(|db| db.tables().map(|t| t.compaction_backlog_bytes()).sum());
+    scheduler::set_compaction_backlog(backlog);
 }
 
 /// Runs a major compaction of `table` on this shard (after flushing it):

@@ -13,11 +13,19 @@
 //! - buffers come from [`DmaFile::alloc_buffer`], offsets and lengths are
 //!   multiples of [`DmaFile::alignment`]; a file must be `close()`d.
 //!
+//! Every read, write and fdatasync waits its turn in the shard's IO queue
+//! ([`crate::ioqueue`]) in an IO class: the one a file was given with
+//! [`DmaFile::with_class`], else the one the issuing task's CPU group maps
+//! to (a task in the Compaction group does compaction-class IO). Metadata
+//! operations (open, preallocate, truncate, size, close) are not queued.
+//!
 //! Errors are plain `std::io::Error`s: the callers give them their meaning.
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use glommio::io::DmaBuffer;
+
+use crate::ioqueue::{self, IoClass, IoKind};
 
 /// The largest single read or write this module issues.
 pub const MAX_IO_BYTES: usize = 128 * 1024;
@@ -32,6 +40,8 @@ const PROBE_FILE_BYTES: usize = 4096;
 #[derive(Debug)]
 pub struct DmaFile {
     file: glommio::io::DmaFile,
+    /// The class every IO of this file gets, overriding the task's group.
+    class: Option<IoClass>,
 }
 
 impl DmaFile {
@@ -43,7 +53,7 @@ impl DmaFile {
             .create(true)
             .dma_open(path)
             .await?;
-        Ok(DmaFile { file })
+        Ok(DmaFile { file, class: None })
     }
 
     /// Opens an existing `path` for reading and writing.
@@ -53,7 +63,24 @@ impl DmaFile {
             .write(true)
             .dma_open(path)
             .await?;
-        Ok(DmaFile { file })
+        Ok(DmaFile { file, class: None })
+    }
+
+    /// This file with every IO in `class`, whatever the issuing task's
+    /// group (for the few cases the group does not say it, e.g. a
+    /// statement's task reading on behalf of streaming).
+    pub fn with_class(mut self, class: IoClass) -> DmaFile {
+        self.class = Some(class);
+        self
+    }
+
+    /// The class this file's IO is pinned to, if any.
+    pub fn class(&self) -> Option<IoClass> {
+        self.class
+    }
+
+    fn class_for(&self, kind: IoKind) -> IoClass {
+        self.class.unwrap_or_else(|| ioqueue::current_class(kind))
     }
 
     /// The alignment offsets, lengths and buffers must have.
@@ -77,7 +104,9 @@ impl DmaFile {
             len <= MAX_IO_BYTES,
             "write of {len} bytes exceeds the per-IO cap"
         );
-        let written = self.file.write_at(buffer, pos).await?;
+        let class = self.class_for(IoKind::Write);
+        let write = self.file.write_at(buffer, pos);
+        let written = ioqueue::submit(class, IoKind::Write, len as u64, write).await?;
         if written != len {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -94,13 +123,18 @@ impl DmaFile {
             len <= MAX_IO_BYTES,
             "read of {len} bytes exceeds the per-IO cap"
         );
-        let result = self.file.read_at_aligned(pos, len).await?;
+        let class = self.class_for(IoKind::Read);
+        let read = self.file.read_at_aligned(pos, len);
+        let result = ioqueue::submit(class, IoKind::Read, len as u64, read).await?;
         Ok(result.to_vec())
     }
 
     /// Makes the file's written data durable (`fdatasync`).
     pub async fn fdatasync(&self) -> io::Result<()> {
-        self.file.fdatasync().await.map_err(Into::into)
+        let class = self.class_for(IoKind::Sync);
+        ioqueue::submit(class, IoKind::Sync, 0, self.file.fdatasync())
+            .await
+            .map_err(Into::into)
     }
 
     /// Reserves blocks for the file up to `size` bytes (`fallocate`),
@@ -138,7 +172,10 @@ pub async fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Makes the directory's entries (creations, renames, removals) durable.
 pub async fn sync_directory(dir: &Path) -> io::Result<()> {
-    let directory = glommio::io::Directory::open(dir).await?;
+    // glommio opens a directory relative to no directory at all (dirfd -1),
+    // so a relative path fails with EBADF; its file opens do resolve them.
+    let dir = std::path::absolute(dir)?;
+    let directory = glommio::io::Directory::open(&dir).await?;
     let synced = directory.sync().await;
     directory.close().await?;
     synced.map_err(Into::into)
@@ -264,5 +301,103 @@ mod tests {
         })
         .expect("shard runs");
         assert_eq!(results, vec![true]);
+    }
+
+    #[test]
+    fn relative_directories_sync() {
+        let dir = test_dir("relative");
+        let results = run_shards(ShardSetConfig::new(1), move |_| {
+            let dir = dir.clone();
+            async move {
+                create_dir_all(&dir).await.expect("create dir");
+                // Tests run in the crate's directory.
+                let relative = Path::new("../target/scheduler-io-tests/relative");
+                sync_directory(relative).await.is_ok()
+            }
+        })
+        .expect("shard runs");
+        assert_eq!(results, vec![true]);
+    }
+
+    fn class_stats(class: IoClass) -> crate::ioqueue::IoClassStats {
+        crate::io_stats()
+            .into_iter()
+            .find(|stats| stats.class == class)
+            .expect("every class has stats")
+    }
+
+    #[test]
+    fn io_is_accounted_in_the_issuing_groups_class() {
+        use crate::groups::{spawn_in, Group};
+        let dir = test_dir("classes");
+        let results = run_shards(ShardSetConfig::new(1), move |_| {
+            let dir = dir.clone();
+            async move {
+                create_dir_all(&dir).await.expect("create dir");
+                prepare_device(&dir).await.expect("probe");
+                let path = dir.join("f");
+                let file = DmaFile::open_or_create(&path).await.expect("open");
+                let align = file.alignment() as usize;
+                let before = crate::io_stats();
+                let file = spawn_in(Group::Compaction, async move {
+                    let buffer = file.alloc_buffer(2 * align);
+                    file.write_at(buffer, 0).await.expect("write");
+                    file.read_at(0, align).await.expect("read");
+                    file
+                })
+                .await;
+                let compaction = class_stats(IoClass::Compaction);
+                let ops = compaction.ops - before[IoClass::Compaction.index()].ops;
+                let bytes = compaction.bytes - before[IoClass::Compaction.index()].bytes;
+                assert_eq!((ops, bytes), (2, 3 * align as u64));
+                assert!(compaction.disk_time.count() >= 2 && compaction.queued_time.count() >= 2);
+                // A statement reads as a query, writes and syncs as the commitlog.
+                let file = spawn_in(Group::Statement, async move {
+                    file.read_at(0, align).await.expect("read");
+                    file.fdatasync().await.expect("sync");
+                    file
+                })
+                .await;
+                let query = class_stats(IoClass::Query);
+                assert_eq!(query.ops - before[IoClass::Query.index()].ops, 1);
+                let log = class_stats(IoClass::Commitlog);
+                assert_eq!(log.ops - before[IoClass::Commitlog.index()].ops, 1);
+                // An explicit class beats the group.
+                let file = file.with_class(IoClass::Streaming);
+                let file = spawn_in(Group::Flush, async move {
+                    file.read_at(0, align).await.expect("read");
+                    file
+                })
+                .await;
+                assert_eq!(class_stats(IoClass::Streaming).ops, 1);
+                assert_eq!(class_stats(IoClass::Flush).ops, 0);
+                file.close().await.expect("close");
+                crate::io_stats()
+                    .iter()
+                    .all(|stats| stats.in_flight == 0 && stats.queue_length == 0)
+            }
+        })
+        .expect("shard runs");
+        assert_eq!(results, vec![true]);
+    }
+
+    #[test]
+    fn compaction_backlog_moves_class_and_group_shares() {
+        use crate::groups::{group_shares, Group};
+        let results = run_shards(ShardSetConfig::new(1), |_| async {
+            let low = crate::set_compaction_backlog(0);
+            let high = crate::set_compaction_backlog(64 << 30);
+            (
+                low,
+                high,
+                class_stats(IoClass::Compaction).shares,
+                group_shares(Group::Compaction),
+            )
+        })
+        .expect("shard runs");
+        let (low, high, class_shares, cpu_shares) = results[0];
+        assert!(low < high, "{low} {high}");
+        assert_eq!(class_shares, high);
+        assert_eq!(cpu_shares, high as usize);
     }
 }

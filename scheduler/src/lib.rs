@@ -1,5 +1,6 @@
 //! The thin runtime Tessera runs on: shards (one glommio executor per core),
-//! cross-shard messaging, task queues, and the clock.
+//! cross-shard messaging, CPU scheduling groups (task queues with shares),
+//! the IO scheduler every disk IO goes through, and the clock.
 //!
 //! Everything that touches threads, cores, the wall clock or another shard
 //! goes through this crate, so the rest of the server stays single-threaded
@@ -18,11 +19,16 @@
 //! assert_eq!(results.len(), 2);
 //! ```
 pub mod clock;
+pub mod groups;
 pub mod guard;
 pub mod io;
+pub mod ioqueue;
+pub mod iotune;
 pub mod runtime;
 pub mod smp;
 
+pub use groups::{spawn_detached_in, spawn_in, Group};
+pub use ioqueue::{io_stats, set_compaction_backlog, IoClass};
 pub use runtime::{run_shards, RuntimeError, ShardSetConfig};
 
 /// Runs a blocking function (rare file work such as the schema file, or CPU

@@ -86,6 +86,10 @@ where
             let body = body.clone();
             let finished = finished.clone();
             async move {
+                // The groups and the IO queue exist before any user code,
+                // so the first task spawned in a group finds its queue.
+                crate::groups::init_shard();
+                crate::ioqueue::init_shard();
                 let shard = smp::join_mesh(mesh).await;
                 let value = body(shard).await;
                 // A shard must keep answering its peers' jobs until every

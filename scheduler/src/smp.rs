@@ -6,6 +6,10 @@
 //! per peer that spawns every arriving job locally, so a receiver never blocks
 //! on anything but its own queue and two shards sending to each other cannot
 //! deadlock. Replies travel on a one-shot channel, not on the mesh.
+//!
+//! A job runs in the CPU group of the task that sent it (see
+//! [`crate::groups`]), so a statement forwarded to the owning shard still
+//! runs, and does its IO, as a statement there.
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +18,26 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 
+use crate::groups::{self, Group};
+
 /// A unit of work sent to another shard: a `Send` closure that builds the
-/// (shard-local, `!Send`) future to run there.
-pub type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+/// (shard-local, `!Send`) future to run there, and the group to run it in.
+pub struct Job {
+    group: Option<Group>,
+    build: JobBuilder,
+}
+
+type JobBuilder = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+impl Job {
+    /// A job that runs in the sending task's group.
+    fn new(build: JobBuilder) -> Job {
+        Job {
+            group: groups::current_group(),
+            build,
+        }
+    }
+}
 
 struct Mesh {
     shard: usize,
@@ -55,7 +76,12 @@ pub(crate) async fn join_mesh(builder: MeshBuilder<Job, Full>) -> usize {
     for (_, receiver) in receivers.streams() {
         glommio::spawn_local(async move {
             while let Some(job) = receiver.recv().await {
-                glommio::spawn_local(run_job(job)).detach();
+                match job.group {
+                    Some(group) => groups::spawn_detached_in(group, run_job(job.build)),
+                    None => {
+                        glommio::spawn_local(run_job(job.build)).detach();
+                    }
+                }
             }
         })
         .detach();
@@ -66,7 +92,7 @@ pub(crate) async fn join_mesh(builder: MeshBuilder<Job, Full>) -> usize {
 /// Runs a job from another shard. A job that panics (a bug) must not take
 /// this shard down with it: its caller sees the reply channel close and gets
 /// an error, and the panic is logged.
-async fn run_job(job: Job) {
+async fn run_job(job: JobBuilder) {
     if let Err(message) = crate::guard::guarded(async move { job().await }).await {
         tracing::error!(%message, "a cross-shard job panicked; its caller gets an error");
     }
@@ -106,12 +132,12 @@ where
         });
     }
     let (reply_tx, reply_rx) = oneshot::channel();
-    let envelope: Job = Box::new(move || {
+    let envelope = Job::new(Box::new(move || {
         Box::pin(async move {
             // The caller may have gone away (deadline); its answer is then dropped.
             let _ = reply_tx.send(job().await);
         })
-    });
+    }));
     if mesh.senders.send_to(shard, envelope).await.is_err() {
         return Err(SmpError::ShardGone { shard });
     }
@@ -129,7 +155,7 @@ where
         glommio::spawn_local(job()).detach();
         return Ok(());
     }
-    let envelope: Job = Box::new(move || Box::pin(job()));
+    let envelope = Job::new(Box::new(move || Box::pin(job())));
     mesh.senders
         .send_to(shard, envelope)
         .await
@@ -176,6 +202,24 @@ mod tests {
         })
         .expect("shards run");
         assert_eq!(seen, vec![(1, vec![0, 1]), (0, vec![0, 1])]);
+    }
+
+    #[test]
+    fn jobs_run_in_the_senders_group() {
+        let seen = run_shards(ShardSetConfig::new(2), |shard| async move {
+            let other = (shard + 1) % 2;
+            let from_default = submit_to(other, || async { groups::current_group() })
+                .await
+                .expect("peer shard answers");
+            let from_compaction = groups::spawn_in(Group::Compaction, async move {
+                submit_to(other, || async { groups::current_group() }).await
+            })
+            .await
+            .expect("peer shard answers");
+            (from_default, from_compaction)
+        })
+        .expect("shards run");
+        assert_eq!(seen, vec![(None, Some(Group::Compaction)); 2]);
     }
 
     #[test]

@@ -505,14 +505,30 @@ impl Table {
         self.run_compaction(job, now_secs).await.map(|()| true)
     }
 
-    /// Bytes of SSTable data the strategy would still compact: every live SSTable
-    /// not at rest (a rough backlog for the IO scheduler's controller).
+    /// Bytes of SSTable data waiting for compaction: the inputs of the jobs running
+    /// and of the job the strategy would pick next (the IO scheduler's controller
+    /// raises compaction's shares with it).
     pub fn compaction_backlog_bytes(&self) -> u64 {
         let state = self.state.borrow();
-        if state.sstables.len() < 2 {
-            return 0;
-        }
-        state.sstables.iter().map(|s| s.stats().data_bytes).sum()
+        let (compacting, free): (Vec<SstableInfo>, Vec<SstableInfo>) = state
+            .sstables
+            .iter()
+            .map(|s| SstableInfo::of(s))
+            .partition(|info| state.compacting.contains(&info.generation));
+        let running: u64 = compacting.iter().map(|i| i.stats.data_bytes).sum();
+        let now = now_secs();
+        let settings = self.settings.borrow();
+        let gc_before = now.saturating_sub(settings.gc_grace_seconds.max(0));
+        let next: u64 = settings
+            .compaction
+            .pick(&free, &compacting, now, gc_before)
+            .map_or(0, |job| {
+                free.iter()
+                    .filter(|i| job.inputs.contains(&i.generation))
+                    .map(|i| i.stats.data_bytes)
+                    .sum()
+            });
+        running + next
     }
 
     /// Picks a job among the SSTables not being compacted and marks its inputs.
