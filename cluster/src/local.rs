@@ -51,6 +51,9 @@ pub struct LocalShard {
     /// A background flush is running.
     flushing: Cell<bool>,
     flush_stats: Cell<FlushStats>,
+    /// Commitlog positions below which writes being logged (not yet in a
+    /// memtable) may lie, with their counts: their segments must stay.
+    writes_in_flight: RefCell<std::collections::BTreeMap<ReplayPosition, usize>>,
     /// Tables with a background compaction loop running.
     compacting: RefCell<std::collections::HashSet<TableId>>,
     /// Per-partition locks serializing compare-and-set operations.
@@ -127,6 +130,7 @@ pub fn init(schema: Arc<Schema>) {
             flushing: Cell::new(false),
             flush_stats: Cell::new(FlushStats::default()),
             compacting: RefCell::new(Default::default()),
+            writes_in_flight: RefCell::new(Default::default()),
             cas_locks: RefCell::new(HashMap::new()),
         }))
     });
@@ -406,6 +410,47 @@ pub async fn log_mutations(
         .into_iter()
         .map(|r| r.map(Some))
         .collect()
+}
+
+/// Marks a write between its commitlog append and its memtable apply, so
+/// that a flush finishing meanwhile does not discard the segment holding it
+/// (the write is in no memtable yet, so no table pins it). Drop it once the
+/// write is applied or has failed.
+pub struct WriteInFlight {
+    floor: Option<ReplayPosition>,
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        let Some(floor) = self.floor else { return };
+        let shard = local();
+        let mut in_flight = shard.writes_in_flight.borrow_mut();
+        if let Some(count) = in_flight.get_mut(&floor) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&floor);
+            }
+        }
+    }
+}
+
+/// Starts a write: every append it makes from now on lands at or after the
+/// returned guard's floor, which keeps those segments until it is dropped.
+pub fn begin_write() -> WriteInFlight {
+    let shard = local();
+    let floor = shard
+        .commitlog
+        .borrow()
+        .as_ref()
+        .map(|log| log.current_segment_start());
+    if let Some(floor) = floor {
+        *shard
+            .writes_in_flight
+            .borrow_mut()
+            .entry(floor)
+            .or_default() += 1;
+    }
+    WriteInFlight { floor }
 }
 
 /// Applies mutations already logged at `positions` to the memtables, then
@@ -692,8 +737,12 @@ fn discard_flushed_segments() {
     let Some(log) = local().commitlog.borrow().clone() else {
         return;
     };
-    let before =
-        with_db(|db| db.min_dirty_position()).unwrap_or_else(|| log.current_segment_start());
+    let in_flight = local().writes_in_flight.borrow().keys().next().copied();
+    let before = with_db(|db| db.min_dirty_position())
+        .into_iter()
+        .chain(in_flight)
+        .min()
+        .unwrap_or_else(|| log.current_segment_start());
     log.discard_before(before);
 }
 

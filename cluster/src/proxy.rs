@@ -250,6 +250,8 @@ async fn apply_logged(shard: usize, batch: Vec<Mutation>) -> Result<(), ProxyErr
     }
     // Held back (not failed) while flushes cannot keep up with writes.
     local::wait_for_memtable_room().await;
+    // Keeps the segments it appends to until the memtables hold the batch.
+    let _in_flight = local::begin_write();
     let positions = local::log_mutations(&batch)
         .await
         .map_err(|source| ProxyError::Commitlog { shard, source })?;
