@@ -315,13 +315,19 @@ pub async fn set_schema(new: Arc<Schema>) -> Result<(), StorageError> {
 }
 
 /// Removes a dropped table's directory once it is empty (every shard
-/// deletes its own SSTables; the last one to finish removes the directory).
+/// deletes its own SSTables; the last one to finish removes the directory),
+/// and its keyspace's directory if that is empty then.
 async fn remove_table_dir(dir: PathBuf) {
-    let removed = scheduler::spawn_blocking(move || match std::fs::remove_dir(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc_enotempty()) => Ok(()),
-        Err(e) => Err((dir, e)),
+    let removed = scheduler::spawn_blocking(move || {
+        let remove = |dir: &Path| match std::fs::remove_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc_enotempty()) => Ok(()),
+            Err(e) => Err((dir.to_path_buf(), e)),
+        };
+        remove(&dir)?;
+        // The keyspace's directory too, once its last table is gone.
+        dir.parent().map_or(Ok(()), remove)
     })
     .await;
     if let Err((dir, error)) = removed {
