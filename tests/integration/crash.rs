@@ -278,6 +278,8 @@ fn a_shard_that_cannot_open_its_commitlog_stops_the_whole_node() {
 
 /// Rounds of kill -9 at most; each round aims at a flush or a compaction in progress.
 const MAX_KILL_ROUNDS: i32 = 16;
+/// Rounds of kill -9 at least, even once both kinds of interruption were seen.
+const MIN_KILL_ROUNDS: i32 = 4;
 
 /// What a round's kill aims at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,11 +382,15 @@ async fn acknowledged_writes_survive_kill_9_during_flushes_and_compactions() {
     let mut acked_all = Vec::new();
     let (mut flushes_interrupted, mut compactions_interrupted) = (0, 0);
     let mut rounds = 0;
-    while rounds < MAX_KILL_ROUNDS && (flushes_interrupted == 0 || compactions_interrupted == 0) {
-        let aim = if compactions_interrupted == 0 && (rounds % 2 == 1 || flushes_interrupted > 0) {
-            Aim::Compaction
-        } else {
-            Aim::Flush
+    while rounds < MIN_KILL_ROUNDS
+        || (rounds < MAX_KILL_ROUNDS && (flushes_interrupted == 0 || compactions_interrupted == 0))
+    {
+        // Aim at what is still unproven, alternating otherwise.
+        let aim = match (flushes_interrupted > 0, compactions_interrupted > 0) {
+            (true, false) => Aim::Compaction,
+            (false, true) => Aim::Flush,
+            _ if rounds % 2 == 1 => Aim::Compaction,
+            _ => Aim::Flush,
         };
         let session = Arc::new(node.session().await);
         let acked = Arc::new(Mutex::new(Vec::new()));
