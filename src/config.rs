@@ -276,6 +276,11 @@ impl Config {
             .unwrap_or(&self.listen_address)
     }
 
+    /// Where the operations API listens (defaults to `listen_address`).
+    pub fn effective_api_address(&self) -> &str {
+        self.api_address.as_deref().unwrap_or(&self.listen_address)
+    }
+
     pub fn read_request_timeout(&self) -> Duration {
         Duration::from_millis(self.read_request_timeout_in_ms)
     }

@@ -1,7 +1,9 @@
 //! The tessera server binary: parses the command line and configuration,
 //! sets up logging, and runs the node (see `node`).
+mod api;
 mod config;
 mod disk_model;
+mod http;
 mod metrics;
 mod node;
 

@@ -9,25 +9,22 @@
 //!   family's label-map lock, which every shard shares.
 //! - Per-shard registries merged at scrape time were the alternative; they need a merge step
 //!   that keeps one `# TYPE` line per family, and buy nothing once children are pre-resolved.
-//! - The endpoint is a minimal HTTP/1.1 responder (GET /metrics only) on a glommio listener
-//!   on shard 0, because a general HTTP server would bring in a second async runtime. Requests
-//!   are bounded in size, connections in number and idle time.
+//! - The endpoint answers GET /metrics only, served on shard 0 by the node's minimal HTTP
+//!   server (`crate::http`), shared with the operations API.
 
 mod io_queue;
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
-use glommio::net::{TcpListener, TcpStream};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+use crate::http::{HttpServer, Reply, Request};
 
 /// Prefix of every metric name.
 const NAMESPACE: &str = "tessera";
@@ -457,251 +454,55 @@ impl ShardMetrics {
     }
 }
 
-/// Largest request head (request line and headers) accepted, in bytes.
-const MAX_REQUEST_BYTES: usize = 8 * 1024;
-/// Most scrape connections served at once; more are closed on accept.
-const MAX_CONNECTIONS: usize = 32;
-/// A connection idle (or stalled) this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The Prometheus endpoint: a bound listener and the registry it exports.
 pub struct MetricsServer {
-    listener: TcpListener,
+    server: HttpServer,
     registry: MetricsRegistry,
 }
 
 impl MetricsServer {
     /// Binds the listener; must be called on a glommio executor thread.
     pub fn bind(addr: SocketAddr, registry: MetricsRegistry) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
-        Ok(Self { listener, registry })
+        let server = HttpServer::bind(addr, "metrics")?;
+        Ok(Self { server, registry })
     }
 
     #[cfg(test)]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        self.server.local_addr()
     }
 
     /// Accepts and serves connections forever; dropping the task that runs it stops it.
-    /// Connection tasks are detached and end on their own within [`IDLE_TIMEOUT`].
     pub async fn run(self) -> io::Result<()> {
-        let open = Rc::new(Cell::new(0usize));
-        loop {
-            let stream = match self.listener.accept().await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    // Running out of file descriptors must not spin the shard.
-                    tracing::warn!(%error, "metrics endpoint: accept failed");
-                    glommio::timer::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            if open.get() >= MAX_CONNECTIONS {
-                tracing::warn!("metrics endpoint: connection limit reached, closing a new one");
-                continue;
-            }
-            let guard = ConnectionGuard::new(&open);
-            let registry = self.registry.clone();
-            glommio::spawn_local(async move {
-                if let Err(error) = serve_connection(stream, &registry).await {
-                    tracing::debug!(%error, "metrics endpoint: connection ended");
-                }
-                drop(guard);
+        let registry = self.registry;
+        self.server
+            .run(move |request| {
+                let reply = respond(&registry, &request);
+                async move { reply }
             })
-            .detach();
-        }
+            .await
     }
 }
 
-/// Counts an open connection for as long as it lives.
-struct ConnectionGuard {
-    open: Rc<Cell<usize>>,
-}
-
-impl ConnectionGuard {
-    fn new(open: &Rc<Cell<usize>>) -> Self {
-        open.set(open.get() + 1);
-        Self { open: open.clone() }
+/// Answers GET (or HEAD) /metrics with the registry's text.
+fn respond(registry: &MetricsRegistry, request: &Request) -> Reply {
+    if request.path() != "/metrics" {
+        return Reply::status_only(404);
     }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.open.set(self.open.get() - 1);
+    if request.method != "GET" && request.method != "HEAD" {
+        return Reply::status_only(405);
     }
-}
-
-/// Serves requests on one connection until the client or a response closes it.
-async fn serve_connection(mut stream: TcpStream, registry: &MetricsRegistry) -> io::Result<()> {
-    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
-    let mut buffer = Vec::with_capacity(1024);
-    loop {
-        let Some(incoming) = read_request(&mut stream, &mut buffer).await? else {
-            return Ok(());
-        };
-        let response = respond(registry, &incoming);
-        stream.write_all(&response.bytes).await?;
-        stream.flush().await?;
-        match incoming {
-            Incoming::Request(request) if !response.close => {
-                buffer.drain(..request.consumed);
-            }
-            _ => return stream.close().await,
-        }
+    Reply {
+        status: 200,
+        content_type: format!("{}; charset=utf-8", prometheus::TEXT_FORMAT),
+        body: registry.encode_text().into_bytes(),
     }
-}
-
-/// Reads until `buffer` holds a whole request head; `None` on a clean end of stream.
-async fn read_request(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-) -> io::Result<Option<Incoming>> {
-    let mut chunk = [0u8; 2048];
-    loop {
-        if !buffer.is_empty() {
-            match parse_request(buffer) {
-                Parsed::Incomplete => {}
-                Parsed::Done(incoming) => return Ok(Some(incoming)),
-            }
-        }
-        if buffer.len() >= MAX_REQUEST_BYTES {
-            return Ok(Some(Incoming::TooLarge));
-        }
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(None);
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    }
-}
-
-/// A request head as far as the endpoint cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Request {
-    method: String,
-    path: String,
-    keep_alive: bool,
-    /// The request carries a body, which this endpoint never reads: answer, then close.
-    has_body: bool,
-    /// Bytes of the head, so pipelined requests after it stay in the buffer.
-    consumed: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Incoming {
-    Request(Request),
-    Malformed,
-    TooLarge,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Parsed {
-    Incomplete,
-    Done(Incoming),
-}
-
-fn parse_request(buffer: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut request = httparse::Request::new(&mut headers);
-    let consumed = match request.parse(buffer) {
-        Ok(httparse::Status::Complete(consumed)) => consumed,
-        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
-        Err(_) => return Parsed::Done(Incoming::Malformed),
-    };
-    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
-    else {
-        return Parsed::Done(Incoming::Malformed);
-    };
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-    };
-    let connection = header("connection").unwrap_or_default();
-    let has_token = |token: &str| connection.split(',').any(|t| t.trim() == token);
-    // HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 closes unless asked.
-    let keep_alive = if version >= 1 {
-        !has_token("close")
-    } else {
-        has_token("keep-alive")
-    };
-    let has_body = header("transfer-encoding").is_some()
-        || header("content-length").is_some_and(|len| len.trim() != "0");
-    Parsed::Done(Incoming::Request(Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        keep_alive,
-        has_body,
-        consumed,
-    }))
-}
-
-struct Response {
-    bytes: Vec<u8>,
-    close: bool,
-}
-
-fn respond(registry: &MetricsRegistry, incoming: &Incoming) -> Response {
-    let request = match incoming {
-        Incoming::Request(request) => request,
-        Incoming::Malformed => return plain(400, "Bad Request", true, true),
-        Incoming::TooLarge => return plain(431, "Request Header Fields Too Large", true, true),
-    };
-    let close = !request.keep_alive || request.has_body;
-    let path = request.path.split('?').next().unwrap_or_default();
-    let head_only = request.method == "HEAD";
-    if path != "/metrics" {
-        return plain(404, "Not Found", close, !head_only);
-    }
-    if request.method != "GET" && !head_only {
-        return plain(405, "Method Not Allowed", close, true);
-    }
-    let text = registry.encode_text();
-    let content_type = format!("{}; charset=utf-8", prometheus::TEXT_FORMAT);
-    response(200, "OK", &content_type, text.as_bytes(), close, !head_only)
-}
-
-/// A response whose body is its reason phrase.
-fn plain(status: u16, reason: &str, close: bool, with_body: bool) -> Response {
-    let body = format!("{reason}\n");
-    let content_type = "text/plain; charset=utf-8";
-    response(
-        status,
-        reason,
-        content_type,
-        body.as_bytes(),
-        close,
-        with_body,
-    )
-}
-
-fn response(
-    status: u16,
-    reason: &str,
-    content_type: &str,
-    body: &[u8],
-    close: bool,
-    with_body: bool,
-) -> Response {
-    let connection = if close { "close" } else { "keep-alive" };
-    let length = body.len();
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {length}\r\nConnection: {connection}\r\n\r\n"
-    );
-    let mut bytes = head.into_bytes();
-    if with_body {
-        bytes.extend_from_slice(body);
-    }
-    Response { bytes, close }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{encode, parse_request, Incoming, Parsed, MAX_REQUEST_BYTES};
     use std::io::{Read as _, Write as _};
 
     fn sample_registry() -> MetricsRegistry {
@@ -886,44 +687,11 @@ mod tests {
         check_scrape(&sample_registry().encode_text());
     }
 
-    #[test]
-    fn request_heads_parse() {
-        let Parsed::Done(Incoming::Request(request)) =
-            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /")
-        else {
-            panic!("complete head");
-        };
-        assert_eq!(
-            (request.method.as_str(), request.path.as_str()),
-            ("GET", "/metrics")
-        );
-        assert!(request.keep_alive && !request.has_body);
-        assert_eq!(request.consumed, 34);
-        assert_eq!(
-            parse_request(b"GET /metrics HTTP/1.1\r\nHo"),
-            Parsed::Incomplete
-        );
-        assert_eq!(
-            parse_request(b"\x00\x01 nonsense\r\n\r\n"),
-            Parsed::Done(Incoming::Malformed)
-        );
-        let Parsed::Done(Incoming::Request(old)) = parse_request(b"GET / HTTP/1.0\r\n\r\n") else {
-            panic!("complete head");
-        };
-        assert!(!old.keep_alive);
-        let Parsed::Done(Incoming::Request(closing)) = parse_request(
-            b"POST /metrics HTTP/1.1\r\nConnection: Close\r\nContent-Length: 3\r\n\r\n",
-        ) else {
-            panic!("complete head");
-        };
-        assert!(!closing.keep_alive && closing.has_body);
-    }
-
     fn answer(registry: &MetricsRegistry, head: &[u8]) -> (String, bool) {
-        let Parsed::Done(incoming) = parse_request(head) else {
+        let Parsed::Done(Incoming::Request(request)) = parse_request(head) else {
             panic!("complete head");
         };
-        let response = respond(registry, &incoming);
+        let response = encode(&request, &respond(registry, &request));
         (
             String::from_utf8(response.bytes).expect("utf-8"),
             response.close,

@@ -22,6 +22,7 @@ use scheduler::{run_shards, spawn_in, Group, ShardSetConfig};
 use serde::{Deserialize, Serialize};
 use storage::schema::Schema;
 
+use crate::api::ApiServer;
 use crate::config::{CommitlogSync, Config};
 use crate::metrics::{self, MetricsRegistry, MetricsServer, ShardMetrics, StatementKind};
 
@@ -210,7 +211,17 @@ async fn run_shard(shard: usize, shared: Arc<NodeShared>) -> anyhow::Result<()> 
                 tracing::error!(%error, "metrics server failed");
             }
         });
-        tracing::info!(%cql_addr, %aware_addr, %metrics_addr, "listening");
+        let api_addr = crate::api::address(config)?;
+        let api_server = ApiServer::bind(api_addr)
+            .with_context(|| format!("listen for the REST API on {api_addr}"))?;
+        // Operator requests are background work: they do not compete with
+        // statements for CPU (their flushes and compactions run in their own groups).
+        scheduler::spawn_detached_in(Group::Maintenance, async move {
+            if let Err(error) = api_server.run().await {
+                tracing::error!(%error, "REST API server failed");
+            }
+        });
+        tracing::info!(%cql_addr, %aware_addr, %metrics_addr, %api_addr, "listening");
     }
     while !shared.stop.load(Ordering::Relaxed) {
         refresh_gauges(&shard_metrics);
@@ -425,7 +436,7 @@ fn refresh_gauges(metrics: &ShardMetrics) {
     }
 }
 
-fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
+pub(crate) fn socket_addr(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let ip: IpAddr = address
         .parse()
         .with_context(|| format!("'{address}' is not an IP address"))?;

@@ -679,6 +679,23 @@ pub async fn flush_all() -> Result<(), StorageError> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Flushes every memtable of one table on this shard (an operator's flush).
+pub async fn flush(table: TableId) -> Result<(), StorageError> {
+    let table = self::table(table)?;
+    let result = table.flush().await;
+    match &result {
+        Ok(written) => {
+            update_flush_stats(|s| s.flushes += written.len() as u64);
+            if !written.is_empty() {
+                maybe_compact(Rc::clone(&table));
+            }
+        }
+        Err(_) => update_flush_stats(|s| s.failures += 1),
+    }
+    discard_flushed_segments();
+    result.map(drop)
+}
+
 /// Starts a background loop running `table`'s compactions while its
 /// strategy finds work, unless one runs already. A failed compaction is
 /// logged and counted by the table; the loop stops and the next flush

@@ -1,5 +1,6 @@
 //! Durability: acknowledged writes survive `kill -9` (commitlog in batch
-//! mode) and a clean stop (periodic mode, synced on SIGTERM).
+//! mode), also while memtables are being flushed and SSTables compacted, and a
+//! clean stop (periodic mode, synced on SIGTERM).
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,10 +42,28 @@ fn value_of(key: i32) -> (String, i64) {
     (text, i64::from(key) * 7 - 3)
 }
 
+/// A value of 2-3 KB under `key`, so that a small memtable limit flushes often.
+fn big_value_of(key: i32) -> (String, i64) {
+    let text = format!("big-{key}-{}", "z".repeat(2000 + (key % 1000) as usize));
+    (text, i64::from(key) * 11 + 5)
+}
+
 /// Inserts consecutive keys until a write fails; records each key whose
 /// write was acknowledged. With `lwt`, each insert is conditional (`IF NOT
 /// EXISTS`), taking the compare-and-set path.
 async fn writer(session: Arc<Session>, ks: String, w: i32, lwt: bool, acked: Arc<Mutex<Vec<i32>>>) {
+    write_keys(session, ks, w, lwt, value_of, acked).await;
+}
+
+/// [`writer`] for key block `w`, values from `value`.
+async fn write_keys(
+    session: Arc<Session>,
+    ks: String,
+    w: i32,
+    lwt: bool,
+    value: fn(i32) -> (String, i64),
+    acked: Arc<Mutex<Vec<i32>>>,
+) {
     let condition = if lwt { " IF NOT EXISTS" } else { "" };
     let insert = format!("INSERT INTO {ks}.t (pk, v, n) VALUES (?, ?, ?){condition}");
     let Ok(prepared) = session.prepare(insert).await else {
@@ -52,7 +71,7 @@ async fn writer(session: Arc<Session>, ks: String, w: i32, lwt: bool, acked: Arc
     };
     for i in 0.. {
         let key = w * KEYS_PER_WRITER + i;
-        let (text, n) = value_of(key);
+        let (text, n) = value(key);
         let write = session.execute_unpaged(&prepared, (key, text, n));
         match tokio::time::timeout(Duration::from_secs(5), write).await {
             Ok(Ok(_)) => acked.lock().expect("not poisoned").push(key),
@@ -255,4 +274,174 @@ fn a_shard_that_cannot_open_its_commitlog_stops_the_whole_node() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!status.success(), "{status}");
+}
+
+/// Rounds of kill -9 at most; each round aims at a flush or a compaction in progress.
+const MAX_KILL_ROUNDS: i32 = 16;
+/// Rounds of kill -9 at least, even once both kinds of interruption were seen.
+const MIN_KILL_ROUNDS: i32 = 4;
+
+/// What a round's kill aims at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aim {
+    /// An SSTable being written outside any compaction: a flush.
+    Flush,
+    /// A compaction log present: a compaction under way.
+    Compaction,
+}
+
+/// Whether `dir` shows `aim` under way right now (a best effort: it only picks the
+/// moment of the kill; the restart's log proves what was interrupted).
+fn under_way(dir: &std::path::Path, aim: Aim) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let names: Vec<String> = entries
+        .map_while(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let compacting = names.iter().any(|n| n.starts_with("compaction-"));
+    match aim {
+        Aim::Compaction => compacting,
+        Aim::Flush => {
+            !compacting
+                && names.iter().any(|n| {
+                    n.strip_suffix("-Data.db")
+                        .is_some_and(|generation| !names.contains(&format!("{generation}-TOC.txt")))
+                })
+        }
+    }
+}
+
+/// Waits (up to `limit`) until `aim` is under way in `dir`.
+async fn wait_until_under_way(dir: std::path::PathBuf, aim: Aim, limit: Duration) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if under_way(&dir, aim) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        false
+    })
+    .await
+    .expect("poll task")
+}
+
+/// The directory of table `t` of keyspace `ks`.
+fn table_dir(node: &TestNode, ks: &str) -> std::path::PathBuf {
+    std::fs::read_dir(node.data_dir().join(ks))
+        .expect("keyspace directory")
+        .map_while(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("t-"))
+        })
+        .expect("table directory")
+}
+
+/// Checks that every key in `keys` reads back with its exact value.
+async fn assert_all_readable(session: &Session, ks: &str, keys: &[i32], when: &str) {
+    let found = read_back(session, ks, keys).await;
+    let lost: Vec<i32> = keys
+        .iter()
+        .copied()
+        .filter(|k| found.get(k) != Some(&big_value_of(*k)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{when}: {} of {} acknowledged writes lost or wrong, e.g. {:?}",
+        lost.len(),
+        keys.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
+/// 8 writers insert 2-3 KB rows under a 2 MiB memtable budget (flushes every few
+/// hundred writes, compactions every few flushes) with the commitlog in batch mode.
+/// Each round kills the server with SIGKILL while a flush or a compaction is under way
+/// (found by watching the table directory, then a random few milliseconds more), and
+/// restarts it; every write acknowledged in any round must read back exactly. The
+/// rounds go on until the restart logs prove that one kill interrupted a flush (an
+/// incomplete SSTable removed) and one a compaction (a compaction log recovered).
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_kill_9_during_flushes_and_compactions() {
+    let mut node = TestNode::start_with(
+        2,
+        &[
+            "--commitlog-sync",
+            "batch",
+            "--memtable-total-space-in-mb",
+            "2",
+        ],
+    );
+    let ks = create_table(&node.session().await).await;
+    let dir = table_dir(&node, &ks);
+    let mut acked_all = Vec::new();
+    let (mut flushes_interrupted, mut compactions_interrupted) = (0, 0);
+    let mut rounds = 0;
+    while rounds < MIN_KILL_ROUNDS
+        || (rounds < MAX_KILL_ROUNDS && (flushes_interrupted == 0 || compactions_interrupted == 0))
+    {
+        // Aim at what is still unproven, alternating otherwise.
+        let aim = match (flushes_interrupted > 0, compactions_interrupted > 0) {
+            (true, false) => Aim::Compaction,
+            (false, true) => Aim::Flush,
+            _ if rounds % 2 == 1 => Aim::Compaction,
+            _ => Aim::Flush,
+        };
+        let session = Arc::new(node.session().await);
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let block = rounds * WRITERS + w;
+                let task = write_keys(
+                    session.clone(),
+                    ks.clone(),
+                    block,
+                    false,
+                    big_value_of,
+                    acked.clone(),
+                );
+                tokio::spawn(task)
+            })
+            .collect();
+        // Let some writes land first, then wait for the moment aimed at.
+        tokio::time::sleep(random_delay(100, 400)).await;
+        let aimed = wait_until_under_way(dir.clone(), aim, Duration::from_secs(10)).await;
+        tokio::time::sleep(random_delay(0, 4)).await;
+        node.kill9();
+        for task in writers {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("writers stop once the server is gone")
+                .expect("writer task");
+        }
+        drop(session);
+        let acked = std::mem::take(&mut *acked.lock().expect("not poisoned"));
+        node.relaunch();
+        let log = node.log();
+        let flush_hit = log.contains("removed an incomplete sstable");
+        let compaction_hit = log.contains("compaction recovered");
+        flushes_interrupted += i32::from(flush_hit);
+        compactions_interrupted += i32::from(compaction_hit);
+        eprintln!(
+            "round {rounds}: aimed at {aim:?} (seen: {aimed}), {} writes acknowledged, \
+             interrupted flush: {flush_hit}, interrupted compaction: {compaction_hit}",
+            acked.len()
+        );
+        let session = node.session().await;
+        assert_all_readable(&session, &ks, &acked, &format!("round {rounds}")).await;
+        acked_all.extend(acked);
+        rounds += 1;
+    }
+    let session = node.session().await;
+    assert_all_readable(&session, &ks, &acked_all, "after every round").await;
+    assert!(
+        flushes_interrupted > 0 && compactions_interrupted > 0,
+        "in {rounds} rounds, {flushes_interrupted} kills interrupted a flush and \
+         {compactions_interrupted} a compaction"
+    );
 }

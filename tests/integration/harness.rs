@@ -16,8 +16,12 @@ pub struct TestNode {
     pub cql_port: u16,
     pub shard_aware_port: u16,
     pub prometheus_port: u16,
+    pub api_port: u16,
     pub smp: usize,
     extra_args: Vec<String>,
+    /// Log lines containing one of these are expected (a test that damages files on
+    /// purpose), not problems.
+    expected_problems: Vec<String>,
 }
 
 /// A port reserved for one test node.
@@ -80,8 +84,10 @@ impl TestNode {
             cql_port: free_port(),
             shard_aware_port: free_port(),
             prometheus_port: free_port(),
+            api_port: free_port(),
             smp,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            expected_problems: Vec::new(),
         };
         node.spawn();
         node
@@ -101,7 +107,7 @@ impl TestNode {
             .arg("--prometheus-port")
             .arg(self.prometheus_port.to_string())
             .arg("--api-port")
-            .arg(free_port().to_string())
+            .arg(self.api_port.to_string())
             .arg("--data-file-directories")
             .arg(data.join("data"))
             .arg("--commitlog-directory")
@@ -126,7 +132,12 @@ impl TestNode {
 
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let addrs = [self.cql_port, self.shard_aware_port, self.prometheus_port];
+        let addrs = [
+            self.cql_port,
+            self.shard_aware_port,
+            self.prometheus_port,
+            self.api_port,
+        ];
         while Instant::now() < deadline {
             if let Some(status) = self
                 .child
@@ -202,7 +213,12 @@ impl TestNode {
     /// Waits until nothing accepts on the server's ports any more.
     fn wait_ports_closed(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let ports = [self.cql_port, self.shard_aware_port, self.prometheus_port];
+        let ports = [
+            self.cql_port,
+            self.shard_aware_port,
+            self.prometheus_port,
+            self.api_port,
+        ];
         while ports
             .iter()
             .any(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok())
@@ -222,13 +238,54 @@ impl TestNode {
         self.spawn();
     }
 
-    /// Lines of the log at WARN or ERROR level.
+    /// Lines of the log at WARN or ERROR level, but for expected ones.
     pub fn log_problems(&self) -> Vec<String> {
         BufReader::new(self.log().as_bytes())
             .lines()
             .map_while(Result::ok)
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+            .filter(|l| {
+                !self
+                    .expected_problems
+                    .iter()
+                    .any(|e| l.contains(e.as_str()))
+            })
             .collect()
+    }
+
+    /// Declares log lines containing `text` expected (not a test failure).
+    pub fn expect_log_problem(&mut self, text: &str) {
+        self.expected_problems.push(text.to_owned());
+    }
+
+    /// Sends an HTTP request to the REST API; returns the status and the body.
+    pub fn api(&self, method: &str, target: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.api_port)).expect("connect API");
+        let request =
+            format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .expect("send API request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("API response");
+        let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("status line: {head}"));
+        (status, body.to_owned())
+    }
+
+    /// The data directory (keyspace directories under it).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join("data")
+    }
+
+    /// The commitlog directory.
+    pub fn commitlog_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join("commitlog")
     }
 }
 

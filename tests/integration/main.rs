@@ -11,4 +11,5 @@ mod metrics;
 mod paging;
 mod python;
 mod raw_frames;
+mod storage;
 mod types;

@@ -4,7 +4,7 @@ use std::net::TcpStream;
 
 use crate::harness::TestNode;
 
-fn scrape(node: &TestNode) -> prometheus_parse::Scrape {
+pub(crate) fn scrape(node: &TestNode) -> prometheus_parse::Scrape {
     let mut stream =
         TcpStream::connect(("127.0.0.1", node.prometheus_port)).expect("connect metrics");
     stream
@@ -18,7 +18,7 @@ fn scrape(node: &TestNode) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
 }
 
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()
