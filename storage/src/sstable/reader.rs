@@ -171,11 +171,7 @@ impl Sstable {
         let Some((entry, block_offset)) = self.find(key).await? else {
             return Ok(None);
         };
-        let ranges: Vec<KeyBounds> = slice
-            .ranges
-            .iter()
-            .filter_map(|r| r.key_bounds())
-            .collect();
+        let ranges: Vec<KeyBounds> = slice.ranges.iter().filter_map(|r| r.key_bounds()).collect();
         let (mut partition, rows_start) = self.read_header(&entry, block_offset).await?;
         partition.range_tombstones.retain(|rt| {
             rt.range

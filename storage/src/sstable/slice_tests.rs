@@ -40,9 +40,7 @@ fn random_bound(rng: &mut Rng, prefix: Bytes) -> ClusteringBound {
 /// A random slice: up to three ranges between sorted random points (occasionally open
 /// at either end, occasionally the full range), forward or reversed, any row limit.
 pub(crate) fn random_slice_among(rng: &mut Rng, keys: &[Bytes]) -> SliceQuery {
-    let mut points: Vec<Bytes> = (0..rng.below(7))
-        .map(|_| random_point(rng, keys))
-        .collect();
+    let mut points: Vec<Bytes> = (0..rng.below(7)).map(|_| random_point(rng, keys)).collect();
     points.sort();
     points.dedup();
     let mut ranges: Vec<ClusteringRange> = points
@@ -137,7 +135,10 @@ fn slice_property(seed: u64, huge_rows: usize, row_block_size: usize, chunk_size
         let absent = DecoratedKey::new(4, vec![9, 9, 9]);
         let slice = SliceQuery::full();
         assert_eq!(
-            sstable.read_partition_slice(&absent, &slice).await.expect("read"),
+            sstable
+                .read_partition_slice(&absent, &slice)
+                .await
+                .expect("read"),
             None
         );
     });
@@ -261,7 +262,11 @@ fn a_repeated_read_hits_the_cache() {
         let second = sstable.read_partition(&key).await.expect("read again");
         assert_eq!(first, second);
         let after_second = cache.stats();
-        assert_eq!(sstable.data_chunks_read(), from_disk, "nothing read from disk");
+        assert_eq!(
+            sstable.data_chunks_read(),
+            from_disk,
+            "nothing read from disk"
+        );
         assert_eq!(after_second.misses, after_first.misses);
         assert!(after_second.hits >= after_first.hits + from_disk);
         // Closing the SSTable drops its chunks.

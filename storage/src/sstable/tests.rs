@@ -175,7 +175,11 @@ async fn read_all(
         points.push(sstable.read_partition(key).await?);
         // A narrow slice reads the clustering index and one block, not the whole
         // partition: damage there must be caught through this path too.
-        points.push(sstable.read_partition_slice(key, &random_slice(&mut rng)).await?);
+        points.push(
+            sstable
+                .read_partition_slice(key, &random_slice(&mut rng))
+                .await?,
+        );
     }
     let scan = sstable.scan(&PartitionRange::full()).await?;
     Ok((points, scan))
@@ -681,7 +685,10 @@ fn the_format_3_fixture_stays_readable() {
             .expect("slice")
             .expect("present");
         assert_eq!(got.rows.keys().collect::<Vec<_>>(), [&b"c2"[..]]);
-        assert_eq!((got.deletion, &got.static_row), (full.deletion, &full.static_row));
+        assert_eq!(
+            (got.deletion, &got.static_row),
+            (full.deletion, &full.static_row)
+        );
         assert!(got.range_tombstones.is_empty(), "[d, f) misses c2");
     });
 }

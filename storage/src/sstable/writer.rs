@@ -11,8 +11,8 @@ use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 use super::bloom::{key_hash, Bloom};
 use super::format::{
     create_file, encode_clustering_index, encode_index_block, encode_partition_header,
-    encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded,
-    CompressionInfo, IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
+    encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
+    IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, SstableError, SstableMeta, SstableOptions, SstableStats};
 use crate::model::codec::encode_clustering_row;
