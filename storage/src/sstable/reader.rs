@@ -181,7 +181,11 @@ impl Sstable {
         if ranges.is_empty() {
             return Ok(Some(partition));
         }
-        let blocks = if entry.clustering_index == 0 {
+        let whole = ranges
+            .iter()
+            .any(|r| matches!(r, (Bound::Unbounded, Bound::Unbounded)));
+        // Every block is needed for an unbounded range: walking them costs no index read.
+        let blocks = if entry.clustering_index == 0 || whole {
             self.row_blocks_from(rows_start).await?
         } else {
             let index = self.read_clustering_index(entry.clustering_index).await?;

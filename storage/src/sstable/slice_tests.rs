@@ -328,3 +328,53 @@ fn a_corrupted_chunk_is_never_cached() {
         assert_eq!(after_second.entries, after_first.entries);
     });
 }
+
+/// The `Index.db` entry of `key`, read straight from the files.
+fn index_entry_of(dir: &Path, key: &DecoratedKey) -> format::IndexEntry {
+    let summary = std::fs::read(Component::Summary.path(dir, 1)).expect("summary");
+    let index = std::fs::read(Component::Index.path(dir, 1)).expect("index");
+    format::decode_summary(&summary)
+        .expect("summary decodes")
+        .iter()
+        .flat_map(|block| {
+            let bytes = &index[block.offset as usize..][..block.len as usize];
+            format::decode_index_block(block.offset, bytes).expect("index block decodes")
+        })
+        .find(|e| e.key == *key)
+        .expect("key indexed")
+}
+
+#[test]
+fn a_bit_flip_in_the_clustering_index_fails_the_slice_read() {
+    let dir = test_dir("flip_clustering_index");
+    on_shard(move || async move {
+        let (memtable, key, keys) = huge_partition_memtable();
+        write(&dir, 1, &memtable, chunk_count_options()).await;
+        let entry = index_entry_of(&dir, &key);
+        assert!(entry.clustering_index > entry.position, "{entry:?}");
+        let info = std::fs::read(Component::CompressionInfo.path(&dir, 1)).expect("info");
+        let info = format::CompressionInfo::decode(&info).expect("chunk table");
+        let chunk = (entry.clustering_index / info.chunk_size) as usize;
+        let (start, end) = (info.offsets[chunk], info.offsets[chunk + 1]);
+        let slice = SliceQuery {
+            ranges: vec![ClusteringRange::prefix(keys[2500].clone())],
+            ..SliceQuery::full()
+        };
+        let path = Component::Data.path(&dir, 1);
+        let original = std::fs::read(&path).expect("data");
+        let mut rng = Rng(3);
+        for _ in 0..16 {
+            let at = (start + rng.below(end - start)) as usize;
+            let mut damaged = original.clone();
+            damaged[at] ^= 1 << rng.below(8);
+            std::fs::write(&path, &damaged).expect("damage");
+            let sstable = Sstable::open(&dir, 1).await.expect("open");
+            let read = sstable.read_partition_slice(&key, &slice).await;
+            assert!(read.is_err(), "flip at {at} went unnoticed");
+        }
+        std::fs::write(&path, &original).expect("restore");
+        let sstable = Sstable::open(&dir, 1).await.expect("open");
+        let read = sstable.read_partition_slice(&key, &slice).await;
+        assert_eq!(read.expect("intact").expect("present").rows.len(), 1);
+    });
+}
