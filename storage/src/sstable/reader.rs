@@ -20,7 +20,7 @@ use super::format::{
     RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
-use crate::model::{DecoratedKey, Partition, PartitionRange, SliceQuery};
+use crate::model::{DecoratedKey, Partition, PartitionRange, Row, SliceQuery};
 
 /// A clustering range as plain `memcmp` bounds (`ClusteringRange::key_bounds`).
 type KeyBounds = (Bound<Bytes>, Bound<Bytes>);
@@ -336,7 +336,7 @@ impl Sstable {
         &self,
         position: u64,
         len: u32,
-    ) -> Result<Vec<(Bytes, crate::model::Row)>, SstableError> {
+    ) -> Result<Vec<(Bytes, Row)>, SstableError> {
         let bytes = self.read_uncompressed(position, len as usize).await?;
         let stored = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         if u64::from(stored) + 4 != u64::from(len) {
