@@ -705,7 +705,7 @@ impl Table {
             for sstable in unread {
                 seen.insert(sstable.generation());
                 self.update_stats(|s| s.sstable_reads += 1);
-                match sstable.read_partition(key).await {
+                match sstable.read_partition_slice(key, cmd).await {
                     Ok(Some(partition)) => from_disk.push(partition),
                     Ok(None) => {}
                     Err(e) => return Err(self.read_error(&sstable, &e)),

@@ -178,6 +178,29 @@ impl Mutation {
     }
 }
 
+/// One clustering row as the mutation encoding lays it out: `clustering bytes | row`.
+/// SSTables store a partition's rows in blocks of `rows u32 × this`.
+pub(crate) fn encode_clustering_row(out: &mut Vec<u8>, clustering: &[u8], row: &Row) {
+    put_bytes(out, clustering);
+    put_row(out, row);
+}
+
+/// Reads `rows u32 × (clustering bytes, row)` (rows written by
+/// [`encode_clustering_row`] after their count); the whole input must be used.
+pub(crate) fn decode_rows(bytes: &[u8]) -> Result<Vec<(Bytes, Row)>, CodecError> {
+    let mut r = Reader { bytes, offset: 0 };
+    let count = r.count("row count")?;
+    let mut rows = Vec::with_capacity(count);
+    for _ in 0..count {
+        let clustering = r.bytes("clustering key")?;
+        rows.push((clustering, r.row()?));
+    }
+    match r.bytes.len() - r.offset {
+        0 => Ok(rows),
+        count => Err(CodecError::TrailingBytes { count }),
+    }
+}
+
 fn put_len(out: &mut Vec<u8>, len: usize) {
     let len = u32::try_from(len).expect("mutation parts are far below 4 GiB");
     out.extend_from_slice(&len.to_be_bytes());

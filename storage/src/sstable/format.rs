@@ -10,7 +10,8 @@ use bytes::Bytes;
 use scheduler::io::{DmaFile, MAX_IO_BYTES};
 
 use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
-use crate::model::{DecoratedKey, Mutation, Partition, TableId};
+use crate::model::codec::decode_rows;
+use crate::model::{DecoratedKey, Mutation, Partition, Row, TableId};
 
 const MAGIC: &[u8; 4] = b"TSST";
 const HEADER_LEN: usize = 4 + 1 + 4;
@@ -205,37 +206,114 @@ pub(super) fn put_len_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The table id written into partition payloads: an SSTable belongs to one table, so the
+/// The table id written into partition headers: an SSTable belongs to one table, so the
 /// mutation codec's table field carries nothing.
 const NO_TABLE: TableId = uuid::Uuid::nil();
 
-/// A partition's payload in the data stream: the mutation codec's encoding of the whole
-/// partition (it already carries tombstone, static row, rows and range tombstones).
-pub(super) fn encode_partition(key: &DecoratedKey, partition: &Partition) -> Vec<u8> {
+/// A partition's header payload: the mutation codec's encoding of everything but the rows
+/// (key, partition tombstone, static row, range tombstones).
+pub(super) fn encode_partition_header(key: &DecoratedKey, partition: &Partition) -> Vec<u8> {
     let m = Mutation {
         table: NO_TABLE,
         key: key.clone(),
         partition_deletion: partition.deletion,
         static_row: partition.static_row.clone(),
-        rows: partition
-            .rows
-            .iter()
-            .map(|(c, r)| (c.clone(), r.clone()))
-            .collect(),
+        rows: Vec::new(),
         range_tombstones: partition.range_tombstones.clone(),
     };
     m.encode()
 }
 
-/// Decodes a payload of [`encode_partition`] found at `position`.
-pub(super) fn decode_partition(
+/// Decodes a header payload of [`encode_partition_header`] found at `position`: the key
+/// and the partition without rows.
+pub(super) fn decode_partition_header(
     position: u64,
     bytes: &[u8],
 ) -> Result<(DecoratedKey, Partition), SstableError> {
     let m = Mutation::decode(bytes).map_err(|source| SstableError::Decode { position, source })?;
+    if !m.rows.is_empty() {
+        return Err(SstableError::malformed(
+            Component::Data,
+            position,
+            "partition header holds rows",
+        ));
+    }
     let mut partition = Partition::new();
     partition.apply(&m);
     Ok((m.key, partition))
+}
+
+/// Decodes a row block's payload (`rows u32 × (clustering bytes, row)`) found at
+/// `position`; the rows must be in strictly increasing clustering order.
+pub(super) fn decode_row_block(
+    position: u64,
+    bytes: &[u8],
+) -> Result<Vec<(Bytes, Row)>, SstableError> {
+    let rows = decode_rows(bytes).map_err(|source| SstableError::Decode { position, source })?;
+    if rows.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(SstableError::malformed(
+            Component::Data,
+            position,
+            "row block out of clustering order",
+        ));
+    }
+    Ok(rows)
+}
+
+/// One entry of a partition's clustering index: a row block's first and last clustering
+/// keys and where the block (its length prefix) is in the data stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RowBlockEntry {
+    pub first: Bytes,
+    pub last: Bytes,
+    pub position: u64,
+    pub len: u32,
+}
+
+/// A clustering index payload: `blocks u32 × (first bytes | last bytes | position u64 |
+/// length u32)`.
+pub(super) fn encode_clustering_index(blocks: &[RowBlockEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_u32(&mut out, blocks.len() as u32);
+    for b in blocks {
+        put_len_bytes(&mut out, &b.first);
+        put_len_bytes(&mut out, &b.last);
+        put_u64(&mut out, b.position);
+        put_u32(&mut out, b.len);
+    }
+    out
+}
+
+/// Decodes a clustering index payload found at `position`, checking that its blocks are
+/// in clustering order and data order.
+pub(super) fn decode_clustering_index(
+    position: u64,
+    bytes: &[u8],
+) -> Result<Vec<RowBlockEntry>, SstableError> {
+    let mut r = Reader::new(Component::Data, bytes);
+    let n = r.count("clustering index entries", 20)?;
+    let mut blocks = Vec::with_capacity(n);
+    for _ in 0..n {
+        blocks.push(RowBlockEntry {
+            first: Bytes::copy_from_slice(r.bytes("first clustering key")?),
+            last: Bytes::copy_from_slice(r.bytes("last clustering key")?),
+            position: r.u64("row block position")?,
+            len: r.u32("row block length")?,
+        });
+    }
+    r.finish()?;
+    let ordered = blocks.iter().all(|b| b.first <= b.last && b.len > 4)
+        && blocks.windows(2).all(|w| {
+            w[0].last < w[1].first && w[0].position + u64::from(w[0].len) <= w[1].position
+        });
+    if !ordered || n < 2 {
+        return Err(SstableError::malformed(
+            Component::Data,
+            position,
+            "clustering index out of order",
+        ));
+    }
+    Ok(blocks)
 }
 
 pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
@@ -390,13 +468,25 @@ pub(super) fn decode_summary(bytes: &[u8]) -> Result<Vec<SummaryEntry>, SstableE
     Ok(entries)
 }
 
-/// An index block: `count u32 | count × (key, data position u64) | crc32`.
-pub(super) fn encode_index_block(entries: &[(DecoratedKey, u64)]) -> Vec<u8> {
+/// An `Index.db` entry: a partition's key, the data position of its header, and the
+/// data position of its clustering index (0: none, the partition has at most one row
+/// block; a header always precedes a clustering index, so 0 is never one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct IndexEntry {
+    pub key: DecoratedKey,
+    pub position: u64,
+    pub clustering_index: u64,
+}
+
+/// An index block: `count u32 | count × (key, data position u64, clustering index
+/// position u64) | crc32`.
+pub(super) fn encode_index_block(entries: &[IndexEntry]) -> Vec<u8> {
     let mut out = Vec::new();
     put_u32(&mut out, entries.len() as u32);
-    for (key, pos) in entries {
-        put_key(&mut out, key);
-        put_u64(&mut out, *pos);
+    for e in entries {
+        put_key(&mut out, &e.key);
+        put_u64(&mut out, e.position);
+        put_u64(&mut out, e.clustering_index);
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
@@ -406,17 +496,21 @@ pub(super) fn encode_index_block(entries: &[(DecoratedKey, u64)]) -> Vec<u8> {
 pub(super) fn decode_index_block(
     offset: u64,
     bytes: &[u8],
-) -> Result<Vec<(DecoratedKey, u64)>, SstableError> {
+) -> Result<Vec<IndexEntry>, SstableError> {
     let c = Component::Index;
     let Some(body_end) = bytes.len().checked_sub(4) else {
         return Err(SstableError::malformed(c, offset, "index block too short"));
     };
     verify_crc(c, offset, &bytes[..body_end], &bytes[body_end..])?;
     let mut r = Reader::new(c, &bytes[..body_end]);
-    let n = r.count("index entries", 20)?;
+    let n = r.count("index entries", 28)?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
-        entries.push((r.key()?, r.u64("data position")?));
+        entries.push(IndexEntry {
+            key: r.key()?,
+            position: r.u64("data position")?,
+            clustering_index: r.u64("clustering index position")?,
+        });
     }
     r.finish()?;
     Ok(entries)

@@ -1,4 +1,4 @@
-//! Tessera's SSTable format (version 2): an immutable, sorted, checksummed file set holding
+//! Tessera's SSTable format (version 3): an immutable, sorted, checksummed file set holding
 //! the partitions of one memtable flush (or, later, of a compaction).
 //!
 //! An SSTable is identified by its directory and a generation number; each component is a
@@ -6,9 +6,14 @@
 //! `storage/DESIGN.md` ("SSTables"); in short:
 //!
 //! - `Data.db`: partitions in ring order, lz4-compressed in chunks, each chunk followed by
-//!   its CRC32. Offsets into data are positions in the *uncompressed* stream.
+//!   its CRC32. Offsets into data are positions in the *uncompressed* stream. A partition
+//!   is a header (tombstone, static row, range tombstones), its rows in clustering order
+//!   cut into row blocks, and, when it has several blocks, a clustering index (each
+//!   block's first and last clustering key and position), so a slice of a large
+//!   partition reads only the blocks that can hold it.
 //! - `CompressionInfo.db`: the chunk size and every chunk's offset in `Data.db`.
-//! - `Index.db`: key → data position, in blocks, each with its own CRC32.
+//! - `Index.db`: key → data position (and clustering index position), in blocks, each
+//!   with its own CRC32.
 //! - `Summary.db`: the first key of every index block; held in memory to find the one
 //!   index block a lookup reads.
 //! - `Filter.db`: a bloom filter over the partition keys.
@@ -20,19 +25,26 @@
 //! Every byte read is covered by a checksum that is verified before it is used, so
 //! corruption surfaces as an [`SstableError`], never as wrong data.
 //!
+//! Decompressed chunks are kept in the shard's [`ChunkCache`], shared by every SSTable
+//! the shard has open.
+//!
 //! All file IO goes through `scheduler::io` (direct IO on the shard's reactor); the types
 //! here are `!Send` and live on one shard.
 
 mod bloom;
+mod cache;
 mod format;
 mod reader;
 mod writer;
 
 #[cfg(test)]
+mod slice_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use cache::{ChunkCache, ChunkCacheStats, DEFAULT_CHUNK_CACHE_BYTES};
 pub use reader::Sstable;
 pub use writer::SstableWriter;
 
@@ -40,8 +52,9 @@ use crate::model::CodecError;
 
 /// The SSTable format version this build writes and reads.
 ///
-/// Version 1 (no level or tombstone statistics) was never released; it is refused.
-pub const SSTABLE_FORMAT_VERSION: u32 = 2;
+/// Version 1 (no level or tombstone statistics) was never released; version 2 (each
+/// partition one mutation payload, no clustering index) is refused too.
+pub const SSTABLE_FORMAT_VERSION: u32 = 3;
 
 /// Tuning of a written SSTable (readers take everything from the files).
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +65,9 @@ pub struct SstableOptions {
     pub bloom_fp_chance: f64,
     /// Index entries per index block (one summary entry per block).
     pub index_block_entries: usize,
+    /// Uncompressed bytes after which a partition's row block is cut (a block holds at
+    /// least one row, so a larger row makes a larger block).
+    pub row_block_size: usize,
 }
 
 impl Default for SstableOptions {
@@ -60,6 +76,7 @@ impl Default for SstableOptions {
             chunk_size: 16 * 1024,
             bloom_fp_chance: 0.01,
             index_block_entries: 128,
+            row_block_size: 8 * 1024,
         }
     }
 }

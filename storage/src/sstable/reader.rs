@@ -1,20 +1,29 @@
 //! Reading an SSTable: open verifies the TOC and loads the small components (filter,
 //! summary, chunk table, statistics); lookups read one index block and the data chunks
-//! holding the partition, verifying every checksum on the way.
-use std::cell::RefCell;
+//! holding the partition (or, for a slice, its header, its clustering index and the row
+//! blocks that can hold the slice), verifying every checksum on the way. Decompressed
+//! chunks come from and go to the shard's [`ChunkCache`].
+use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use bytes::Bytes;
 use scheduler::io::DmaFile;
 
 use super::bloom::Bloom;
+use super::cache::{CacheHandle, ChunkCache};
 use super::format::{
-    decode_index_block, decode_partition, decode_stats, decode_summary, read_file, read_span,
-    verify_crc, CompressionInfo, SummaryEntry, TOC_HEADER,
+    decode_clustering_index, decode_index_block, decode_partition_header, decode_row_block,
+    decode_stats, decode_summary, read_file, read_span, verify_crc, CompressionInfo, IndexEntry,
+    RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
-use crate::model::{DecoratedKey, Partition, PartitionRange};
+use crate::model::{DecoratedKey, Partition, PartitionRange, Row, SliceQuery};
+
+/// A clustering range as plain `memcmp` bounds (`ClusteringRange::key_bounds`).
+type KeyBounds = (Bound<Bytes>, Bound<Bytes>);
 
 /// An open, complete SSTable.
 pub struct Sstable {
@@ -26,8 +35,10 @@ pub struct Sstable {
     summary: Vec<SummaryEntry>,
     bloom: Bloom,
     stats: SstableStats,
-    /// The last data chunk decompressed (sequential reads hit it).
-    last_chunk: RefCell<Option<(u64, Rc<[u8]>)>>,
+    /// This SSTable's place in the shard's chunk cache.
+    cache: CacheHandle,
+    /// Chunks read from disk (cache misses) since open.
+    chunks_read: Cell<u64>,
 }
 
 impl std::fmt::Debug for Sstable {
@@ -41,9 +52,19 @@ impl std::fmt::Debug for Sstable {
 }
 
 impl Sstable {
-    /// Opens SSTable `generation` in `dir`; fails with [`SstableError::Incomplete`] if it
-    /// has no TOC, and with a checksum or format error if any component read is damaged.
+    /// Opens SSTable `generation` in `dir`, caching its chunks in the shard's
+    /// [`ChunkCache::shard`]; fails with [`SstableError::Incomplete`] if it has no TOC,
+    /// and with a checksum or format error if any component read is damaged.
     pub async fn open(dir: &Path, generation: u64) -> Result<Sstable, SstableError> {
+        Self::open_with_cache(dir, generation, ChunkCache::shard()).await
+    }
+
+    /// [`Sstable::open`] with chunks cached in `cache`.
+    pub async fn open_with_cache(
+        dir: &Path,
+        generation: u64,
+        cache: Rc<ChunkCache>,
+    ) -> Result<Sstable, SstableError> {
         // Direct IO needs the device probed before the first open in this thread.
         scheduler::io::prepare_device(dir)
             .await
@@ -80,7 +101,8 @@ impl Sstable {
             summary,
             bloom,
             stats,
-            last_chunk: RefCell::new(None),
+            cache: CacheHandle::new(cache),
+            chunks_read: Cell::new(0),
         })
     }
 
@@ -118,32 +140,81 @@ impl Sstable {
         self.bloom.may_contain(&key.key)
     }
 
-    /// The partition with `key`, if this SSTable holds it.
+    /// How many data chunks this SSTable read from disk (missing the cache) since open.
+    pub fn data_chunks_read(&self) -> u64 {
+        self.chunks_read.get()
+    }
+
+    /// The whole partition with `key`, if this SSTable holds it.
     pub async fn read_partition(
         &self,
         key: &DecoratedKey,
     ) -> Result<Option<Partition>, SstableError> {
+        let Some((entry, block_offset)) = self.find(key).await? else {
+            return Ok(None);
+        };
+        let partition = self.read_partition_at(&entry, block_offset).await?;
+        Ok(Some(partition))
+    }
+
+    /// The part of the partition with `key` that `slice` can see, if this SSTable holds
+    /// the partition: its tombstone and static row, the range tombstones overlapping the
+    /// slice's ranges, and only the rows inside them, in clustering order whatever
+    /// `slice.reversed` says (the read path orders them). Reads the partition's header,
+    /// its clustering index (when it has several row blocks) and only the row blocks
+    /// whose key span meets a range. The slice's row limit and columns are not applied.
+    pub async fn read_partition_slice(
+        &self,
+        key: &DecoratedKey,
+        slice: &SliceQuery,
+    ) -> Result<Option<Partition>, SstableError> {
+        let Some((entry, block_offset)) = self.find(key).await? else {
+            return Ok(None);
+        };
+        let ranges: Vec<KeyBounds> = slice.ranges.iter().filter_map(|r| r.key_bounds()).collect();
+        let (mut partition, rows_start) = self.read_header(&entry, block_offset).await?;
+        partition.range_tombstones.retain(|rt| {
+            rt.range
+                .key_bounds()
+                .is_some_and(|b| ranges.iter().any(|r| bounds_overlap(&b, r)))
+        });
+        if ranges.is_empty() {
+            return Ok(Some(partition));
+        }
+        let whole = ranges
+            .iter()
+            .any(|r| matches!(r, (Bound::Unbounded, Bound::Unbounded)));
+        // Every block is needed for an unbounded range: walking them costs no index read.
+        let blocks = if entry.clustering_index == 0 || whole {
+            self.row_blocks_from(rows_start).await?
+        } else {
+            let index = self.read_clustering_index(entry.clustering_index).await?;
+            blocks_meeting(&index, &ranges)
+        };
+        for (position, len) in blocks {
+            for (clustering, row) in self.read_row_block(position, len).await? {
+                if ranges.iter().any(|r| within(&clustering, r)) {
+                    partition.rows.insert(clustering, row);
+                }
+            }
+        }
+        Ok(Some(partition))
+    }
+
+    /// The index entry of `key` and the offset of the index block holding it.
+    async fn find(&self, key: &DecoratedKey) -> Result<Option<(IndexEntry, u64)>, SstableError> {
         if !self.may_contain(key) {
             return Ok(None);
         }
         let block = self.summary.partition_point(|e| e.first_key <= *key);
-        let Some(entry) = block.checked_sub(1).map(|b| &self.summary[b]) else {
+        let Some(summary) = block.checked_sub(1).map(|b| &self.summary[b]) else {
             return Ok(None);
         };
-        let entries = self.read_index_block(entry).await?;
-        let Ok(found) = entries.binary_search_by(|(k, _)| k.cmp(key)) else {
+        let mut entries = self.read_index_block(summary).await?;
+        let Ok(found) = entries.binary_search_by(|e| e.key.cmp(key)) else {
             return Ok(None);
         };
-        let position = entries[found].1;
-        let (stored, partition) = self.read_partition_at(position).await?;
-        if stored != *key {
-            return Err(SstableError::malformed(
-                Component::Index,
-                entry.offset,
-                format!("index points at position {position} holding another key"),
-            ));
-        }
-        Ok(Some(partition))
+        Ok(Some((entries.swap_remove(found), summary.offset)))
     }
 
     /// Every partition in `range`, in ring order.
@@ -174,22 +245,15 @@ impl Sstable {
         };
         let mut out = Vec::new();
         for entry in &self.summary[first_block.min(self.summary.len())..] {
-            for (key, position) in self.read_index_block(entry).await? {
-                if !range.after_start(&key) {
+            for index_entry in self.read_index_block(entry).await? {
+                if !range.after_start(&index_entry.key) {
                     continue;
                 }
-                if !range.before_end(&key) {
+                if !range.before_end(&index_entry.key) {
                     return Ok(out);
                 }
-                let (stored, partition) = self.read_partition_at(position).await?;
-                if stored != key {
-                    return Err(SstableError::malformed(
-                        Component::Index,
-                        entry.offset,
-                        format!("index points at position {position} holding another key"),
-                    ));
-                }
-                out.push((key, partition));
+                let partition = self.read_partition_at(&index_entry, entry.offset).await?;
+                out.push((index_entry.key, partition));
                 if out.len() >= limit {
                     return Ok(out);
                 }
@@ -201,7 +265,7 @@ impl Sstable {
     async fn read_index_block(
         &self,
         entry: &SummaryEntry,
-    ) -> Result<Vec<(DecoratedKey, u64)>, SstableError> {
+    ) -> Result<Vec<IndexEntry>, SstableError> {
         let path = Component::Index.path(&self.dir, self.generation);
         let bytes = read_span(
             &self.index,
@@ -214,14 +278,94 @@ impl Sstable {
         decode_index_block(entry.offset, &bytes)
     }
 
+    /// The whole partition an index entry points at (found in the index block at
+    /// `block_offset`).
     async fn read_partition_at(
         &self,
+        entry: &IndexEntry,
+        block_offset: u64,
+    ) -> Result<Partition, SstableError> {
+        let (mut partition, rows_start) = self.read_header(entry, block_offset).await?;
+        for (position, len) in self.row_blocks_from(rows_start).await? {
+            partition
+                .rows
+                .extend(self.read_row_block(position, len).await?);
+        }
+        Ok(partition)
+    }
+
+    /// The partition's header (as a partition without rows, its key checked against the
+    /// index) and the data position of its first row block.
+    async fn read_header(
+        &self,
+        entry: &IndexEntry,
+        block_offset: u64,
+    ) -> Result<(Partition, u64), SstableError> {
+        let position = entry.position;
+        let payload = self.read_framed(position).await?;
+        let (stored, partition) = decode_partition_header(position, &payload)?;
+        if stored != entry.key {
+            return Err(SstableError::malformed(
+                Component::Index,
+                block_offset,
+                format!("index points at position {position} holding another key"),
+            ));
+        }
+        Ok((partition, position + 4 + payload.len() as u64))
+    }
+
+    /// Walks the row blocks starting at `position` up to the end marker; returns each
+    /// block's position and length (prefix included).
+    async fn row_blocks_from(&self, mut position: u64) -> Result<Vec<(u64, u32)>, SstableError> {
+        let mut blocks = Vec::new();
+        loop {
+            let len = self.read_u32(position).await?;
+            if len == 0 {
+                return Ok(blocks);
+            }
+            let framed = len.checked_add(4).ok_or_else(|| {
+                SstableError::malformed(Component::Data, position, "row block too long")
+            })?;
+            blocks.push((position, framed));
+            position += u64::from(framed);
+        }
+    }
+
+    /// The rows of the block at `position`, `len` bytes with its length prefix.
+    async fn read_row_block(
+        &self,
         position: u64,
-    ) -> Result<(DecoratedKey, Partition), SstableError> {
-        let len_bytes = self.read_uncompressed(position, 4).await?;
-        let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-        let payload = self.read_uncompressed(position + 4, len as usize).await?;
-        decode_partition(position, &payload)
+        len: u32,
+    ) -> Result<Vec<(Bytes, Row)>, SstableError> {
+        let bytes = self.read_uncompressed(position, len as usize).await?;
+        let stored = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if u64::from(stored) + 4 != u64::from(len) {
+            return Err(SstableError::malformed(
+                Component::Data,
+                position,
+                "row block length disagrees with the clustering index",
+            ));
+        }
+        decode_row_block(position, &bytes[4..])
+    }
+
+    async fn read_clustering_index(
+        &self,
+        position: u64,
+    ) -> Result<Vec<RowBlockEntry>, SstableError> {
+        let payload = self.read_framed(position).await?;
+        decode_clustering_index(position, &payload)
+    }
+
+    /// The payload of `length u32 | payload` at `position`.
+    async fn read_framed(&self, position: u64) -> Result<Vec<u8>, SstableError> {
+        let len = self.read_u32(position).await?;
+        self.read_uncompressed(position + 4, len as usize).await
+    }
+
+    async fn read_u32(&self, position: u64) -> Result<u32, SstableError> {
+        let b = self.read_uncompressed(position, 4).await?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// `len` bytes of the uncompressed stream at `pos`, from verified chunks.
@@ -250,10 +394,9 @@ impl Sstable {
 
     /// Decompressed chunk `index`, verified against its CRC.
     async fn chunk(&self, index: u64) -> Result<Rc<[u8]>, SstableError> {
-        if let Some((cached, bytes)) = self.last_chunk.borrow().as_ref() {
-            if *cached == index {
-                return Ok(Rc::clone(bytes));
-            }
+        let id = self.cache.id(index);
+        if let Some(bytes) = self.cache.cache.get(id) {
+            return Ok(bytes);
         }
         let offsets = &self.compression.offsets;
         let i = index as usize;
@@ -278,9 +421,71 @@ impl Sstable {
                 SstableError::malformed(Component::Data, start, "chunk undecompressible")
             })?
             .into();
-        *self.last_chunk.borrow_mut() = Some((index, Rc::clone(&bytes)));
+        self.chunks_read.set(self.chunks_read.get() + 1);
+        self.cache.cache.insert(id, Rc::clone(&bytes));
         Ok(bytes)
     }
+}
+
+/// Whether two `memcmp` ranges (starts inclusive or unbounded, ends exclusive or
+/// unbounded, as `key_bounds` makes them) share a key.
+fn bounds_overlap(a: &KeyBounds, b: &KeyBounds) -> bool {
+    starts_before_end(&a.0, &b.1) && starts_before_end(&b.0, &a.1)
+}
+
+fn starts_before_end(start: &Bound<Bytes>, end: &Bound<Bytes>) -> bool {
+    match (start, end) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => true,
+        (Bound::Included(s), Bound::Excluded(e)) => s < e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+            s <= e
+        }
+    }
+}
+
+/// Whether `key` lies inside `bounds`.
+fn within(key: &[u8], bounds: &KeyBounds) -> bool {
+    let after_start = match &bounds.0 {
+        Bound::Unbounded => true,
+        Bound::Included(s) => key >= &s[..],
+        Bound::Excluded(s) => key > &s[..],
+    };
+    let before_end = match &bounds.1 {
+        Bound::Unbounded => true,
+        Bound::Included(e) => key <= &e[..],
+        Bound::Excluded(e) => key < &e[..],
+    };
+    after_start && before_end
+}
+
+/// The row blocks (position, length) whose `[first, last]` key span meets any of
+/// `ranges`, each once, in data order.
+fn blocks_meeting(index: &[RowBlockEntry], ranges: &[KeyBounds]) -> Vec<(u64, u32)> {
+    let mut chosen = BTreeSet::new();
+    for (start, end) in ranges {
+        // Blocks are in clustering order with disjoint spans: skip those ending before
+        // the range starts, take blocks until one starts at or after its end.
+        let first = index.partition_point(|b| match start {
+            Bound::Unbounded => false,
+            Bound::Included(s) => b.last < *s,
+            Bound::Excluded(s) => b.last <= *s,
+        });
+        for (i, block) in index.iter().enumerate().skip(first) {
+            let past_end = match end {
+                Bound::Unbounded => false,
+                Bound::Included(e) => block.first > *e,
+                Bound::Excluded(e) => block.first >= *e,
+            };
+            if past_end {
+                break;
+            }
+            chosen.insert(i);
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|i| (index[i].position, index[i].len))
+        .collect()
 }
 
 /// Opens a component for reading, checking its length when it is known.

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::slice_tests::random_slice;
 use super::*;
 use crate::memtable::Memtable;
 use crate::model::{
     Cell, CellKey, ClusteringBound, ClusteringRange, DecoratedKey, Expiry, Mutation, Partition,
-    PartitionRange, Row, RowMarker, Tombstone,
+    PartitionRange, Row, RowMarker, SliceQuery, Tombstone,
 };
 use crate::test_support::on_shard;
 
@@ -32,7 +33,7 @@ impl Rng {
         self.next() % n
     }
 
-    fn bytes(&mut self, max: u64) -> Bytes {
+    pub(crate) fn bytes(&mut self, max: u64) -> Bytes {
         let len = self.below(max + 1);
         (0..len).map(|_| self.next() as u8).collect()
     }
@@ -134,6 +135,8 @@ pub(crate) fn small_options() -> SstableOptions {
         chunk_size: 1000,
         bloom_fp_chance: 0.01,
         index_block_entries: 7,
+        // Small blocks, so random partitions get clustering indexes too.
+        row_block_size: 300,
     }
 }
 
@@ -167,8 +170,16 @@ async fn read_all(
 ) -> Result<(Vec<Option<Partition>>, Vec<(DecoratedKey, Partition)>), SstableError> {
     let sstable = Sstable::open(dir, generation).await?;
     let mut points = Vec::new();
+    let mut rng = Rng(5);
     for key in keys {
         points.push(sstable.read_partition(key).await?);
+        // A narrow slice reads the clustering index and one block, not the whole
+        // partition: damage there must be caught through this path too.
+        points.push(
+            sstable
+                .read_partition_slice(key, &random_slice(&mut rng))
+                .await?,
+        );
     }
     let scan = sstable.scan(&PartitionRange::full()).await?;
     Ok((points, scan))
@@ -529,14 +540,14 @@ fn format_version_1_is_refused() {
                 SstableError::UnsupportedVersion {
                     component: Component::Statistics,
                     version: 1,
-                    supported: 2
+                    supported: SSTABLE_FORMAT_VERSION
                 }
             ),
             "{err}"
         );
         let toc = Component::Toc.path(&dir, 2);
         let text = std::fs::read_to_string(&toc).expect("read TOC");
-        let body = text[..text.rfind("crc32 ").expect("crc line")].replace(" 2\n", " 1\n");
+        let body = text[..text.rfind("crc32 ").expect("crc line")].replace(" 3\n", " 1\n");
         let crc = crc32fast::hash(body.as_bytes());
         std::fs::write(&toc, format!("{body}crc32 {crc:08x}\n")).expect("write TOC");
         let err = Sstable::open(&dir, 2).await.expect_err("version 1 TOC");
@@ -554,7 +565,7 @@ fn format_version_1_is_refused() {
     });
 }
 
-/// The contents of the committed format-2 fixture (`storage/fixtures/sstable-v2`):
+/// The contents of the committed fixtures (`storage/fixtures/sstable-v2`, `-v3`):
 /// one of each kind of datum, at fixed timestamps.
 pub(crate) fn fixture_memtable() -> Memtable {
     let t = uuid::Uuid::nil();
@@ -610,9 +621,38 @@ pub(crate) fn copy_fixture(name: &str, to: &Path) {
 }
 
 #[test]
-fn the_format_2_fixture_stays_readable() {
+fn the_format_2_fixture_is_refused() {
     let dir = test_dir("fixture_v2");
     copy_fixture("sstable-v2", &dir);
+    on_shard(move || async move {
+        let err = Sstable::open(&dir, 1).await.expect_err("format 2");
+        assert!(
+            matches!(
+                err,
+                SstableError::UnsupportedVersion {
+                    version: 2,
+                    supported: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    });
+}
+
+/// How the format-3 fixture was written: one row per block, so its partition with rows
+/// has a clustering index.
+fn fixture_v3_options() -> SstableOptions {
+    SstableOptions {
+        row_block_size: 1,
+        ..small_options()
+    }
+}
+
+#[test]
+fn the_format_3_fixture_stays_readable() {
+    let dir = test_dir("fixture_v3");
+    copy_fixture("sstable-v3", &dir);
     on_shard(move || async move {
         let sstable = Sstable::open(&dir, 1).await.expect("fixture opens");
         let expected = contents(&fixture_memtable());
@@ -633,18 +673,35 @@ fn the_format_2_fixture_stays_readable() {
             (Some(1_699_999_999), Some(1_700_000_060))
         );
         assert!(stats.created_at_secs > 1_700_000_000);
+        // A slice of one row through the clustering index.
+        let (key, full) = &expected[0];
+        let slice = SliceQuery {
+            ranges: vec![ClusteringRange::prefix(b"c2".to_vec())],
+            ..SliceQuery::full()
+        };
+        let got = sstable
+            .read_partition_slice(key, &slice)
+            .await
+            .expect("slice")
+            .expect("present");
+        assert_eq!(got.rows.keys().collect::<Vec<_>>(), [&b"c2"[..]]);
+        assert_eq!(
+            (got.deletion, &got.static_row),
+            (full.deletion, &full.static_row)
+        );
+        assert!(got.range_tombstones.is_empty(), "[d, f) misses c2");
     });
 }
 
-/// Regenerates `storage/fixtures/sstable-v2` (run by hand when a new format version
+/// Regenerates `storage/fixtures/sstable-v3` (run by hand when a new format version
 /// gets its own fixture; never overwrite an existing version's).
 #[test]
 #[ignore = "writes into the source tree"]
-fn write_format_2_fixture() {
-    let dir = test_dir("fixture_v2_write");
+fn write_format_3_fixture() {
+    let dir = test_dir("fixture_v3_write");
     let written = dir.clone();
     on_shard(move || async move {
-        let mut writer = SstableWriter::create(&written, 1, small_options())
+        let mut writer = SstableWriter::create(&written, 1, fixture_v3_options())
             .await
             .expect("create");
         writer.set_level(2);
@@ -653,7 +710,7 @@ fn write_format_2_fixture() {
         }
         writer.finish().await.expect("finish");
     });
-    let out = fixture_dir("sstable-v2");
+    let out = fixture_dir("sstable-v3");
     std::fs::create_dir_all(&out).expect("fixture dir");
     for c in Component::LISTED.into_iter().chain([Component::Toc]) {
         std::fs::copy(c.path(&dir, 1), c.path(&out, 1)).expect("copy");

@@ -1,15 +1,21 @@
-//! Writing an SSTable: partitions stream into compressed data chunks; index, summary,
-//! filter and statistics are kept in memory and written at `finish`, then the TOC.
+//! Writing an SSTable: partitions stream into compressed data chunks (each partition as
+//! header, row blocks, end marker and, for several blocks, a clustering index); index,
+//! summary, filter and statistics are kept in memory and written at `finish`, then the
+//! TOC.
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
 
 use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 
 use super::bloom::{key_hash, Bloom};
 use super::format::{
-    create_file, encode_index_block, encode_partition, encode_stats, encode_summary, put_u32,
-    seal_file, write_file, write_padded, CompressionInfo, SummaryEntry, TOC_HEADER,
+    create_file, encode_clustering_index, encode_index_block, encode_partition_header,
+    encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
+    IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, SstableError, SstableMeta, SstableOptions, SstableStats};
+use crate::model::codec::encode_clustering_row;
 use crate::model::{CellKind, DecoratedKey, Partition, Row};
 
 /// Writes one SSTable. Partitions must be added in ring order; nothing is visible to
@@ -24,7 +30,7 @@ pub struct SstableWriter {
     uncompressed_len: u64,
     chunk_offsets: Vec<u64>,
     index: Vec<u8>,
-    block: Vec<(DecoratedKey, u64)>,
+    block: Vec<IndexEntry>,
     summary: Vec<SummaryEntry>,
     hashes: Vec<(u64, u64)>,
     last_key: Option<DecoratedKey>,
@@ -131,18 +137,70 @@ impl SstableWriter {
                 key: key.key.to_vec(),
             });
         }
-        let payload = encode_partition(key, partition);
         let position = self.uncompressed_len;
-        let mut framed = Vec::with_capacity(payload.len() + 4);
-        put_u32(
-            &mut framed,
-            u32::try_from(payload.len()).expect("partitions are below 4 GiB"),
-        );
-        framed.extend_from_slice(&payload);
-        self.append_uncompressed(&framed).await?;
-        self.record_key(key, position);
+        self.append_framed(&encode_partition_header(key, partition))
+            .await?;
+        let blocks = self.append_row_blocks(partition).await?;
+        self.append_uncompressed(&0u32.to_be_bytes()).await?;
+        let clustering_index = if blocks.len() >= 2 {
+            let at = self.uncompressed_len;
+            self.append_framed(&encode_clustering_index(&blocks))
+                .await?;
+            at
+        } else {
+            0
+        };
+        self.record_key(key, position, clustering_index);
         self.record_stats(key, partition);
         Ok(())
+    }
+
+    /// Appends `length u32 | payload`.
+    async fn append_framed(&mut self, payload: &[u8]) -> Result<(), SstableError> {
+        let len = u32::try_from(payload.len()).map_err(|_| SstableError::InvalidOptions {
+            reason: format!("a partition part of {} bytes exceeds 4 GiB", payload.len()),
+        })?;
+        self.append_uncompressed(&len.to_be_bytes()).await?;
+        self.append_uncompressed(payload).await
+    }
+
+    /// Appends the partition's rows as row blocks of about `row_block_size` bytes each;
+    /// returns the blocks' clustering index entries.
+    async fn append_row_blocks(
+        &mut self,
+        partition: &Partition,
+    ) -> Result<Vec<RowBlockEntry>, SstableError> {
+        let mut blocks = Vec::new();
+        let mut block = RowBlockBuilder::default();
+        for (clustering, row) in &partition.rows {
+            block.push(clustering, row);
+            if block.body.len() >= self.options.row_block_size {
+                blocks.push(self.append_row_block(&mut block).await?);
+            }
+        }
+        if block.count > 0 {
+            blocks.push(self.append_row_block(&mut block).await?);
+        }
+        Ok(blocks)
+    }
+
+    async fn append_row_block(
+        &mut self,
+        block: &mut RowBlockBuilder,
+    ) -> Result<RowBlockEntry, SstableError> {
+        let position = self.uncompressed_len;
+        let mut payload = Vec::with_capacity(block.body.len() + 4);
+        put_u32(&mut payload, block.count);
+        payload.extend_from_slice(&block.body);
+        self.append_framed(&payload).await?;
+        let entry = RowBlockEntry {
+            first: block.first.take().unwrap_or_default(),
+            last: block.last.take().unwrap_or_default(),
+            position,
+            len: (payload.len() + 4) as u32,
+        };
+        *block = RowBlockBuilder::default();
+        Ok(entry)
     }
 
     async fn append_uncompressed(&mut self, mut bytes: &[u8]) -> Result<(), SstableError> {
@@ -169,9 +227,13 @@ impl SstableWriter {
         self.data.append(&compressed).await
     }
 
-    fn record_key(&mut self, key: &DecoratedKey, position: u64) {
+    fn record_key(&mut self, key: &DecoratedKey, position: u64, clustering_index: u64) {
         self.hashes.push(key_hash(&key.key));
-        self.block.push((key.clone(), position));
+        self.block.push(IndexEntry {
+            key: key.clone(),
+            position,
+            clustering_index,
+        });
         if self.block.len() >= self.options.index_block_entries {
             self.flush_index_block();
         }
@@ -179,12 +241,12 @@ impl SstableWriter {
     }
 
     fn flush_index_block(&mut self) {
-        let Some((first_key, _)) = self.block.first() else {
+        let Some(first) = self.block.first() else {
             return;
         };
         let bytes = encode_index_block(&self.block);
         self.summary.push(SummaryEntry {
-            first_key: first_key.clone(),
+            first_key: first.key.clone(),
             offset: self.index.len() as u64,
             len: bytes.len() as u32,
         });
@@ -258,6 +320,24 @@ impl SstableWriter {
     }
 }
 
+/// The row block being filled: its encoded rows and first and last clustering keys.
+#[derive(Default)]
+struct RowBlockBuilder {
+    body: Vec<u8>,
+    count: u32,
+    first: Option<Bytes>,
+    last: Option<Bytes>,
+}
+
+impl RowBlockBuilder {
+    fn push(&mut self, clustering: &Bytes, row: &Row) {
+        encode_clustering_row(&mut self.body, clustering, row);
+        self.count += 1;
+        self.first.get_or_insert_with(|| clustering.clone());
+        self.last = Some(clustering.clone());
+    }
+}
+
 fn validate(options: &SstableOptions) -> Result<(), SstableError> {
     let reason = if options.chunk_size == 0 || options.chunk_size > 64 * 1024 * 1024 {
         "chunk_size must be in 1..=64 MiB"
@@ -265,6 +345,8 @@ fn validate(options: &SstableOptions) -> Result<(), SstableError> {
         "bloom_fp_chance must be in (0, 1)"
     } else if options.index_block_entries == 0 {
         "index_block_entries must be positive"
+    } else if options.row_block_size == 0 || options.row_block_size > 64 * 1024 * 1024 {
+        "row_block_size must be in 1..=64 MiB"
     } else {
         return Ok(());
     };
