@@ -328,6 +328,7 @@ async fn open_commitlog(shard: usize, config: &Config) -> anyhow::Result<()> {
         dropped_table_mutations = summary.unknown_table_skipped,
         truncations = summary.truncations,
         undecodable = summary.undecodable,
+        already_flushed = summary.already_flushed,
         corrupt_blocks = summary.log.corrupt_blocks,
         torn_blocks = summary.log.torn_blocks,
         corrupt_entries = summary.log.corrupt_entries,

@@ -86,6 +86,8 @@ pub struct ReplaySummary {
     pub truncations: u64,
     /// Entries that did not decode (logged), skipped.
     pub undecodable: u64,
+    /// Mutations already in SSTables (before their table's replay floor), skipped.
+    pub already_flushed: u64,
 }
 
 /// What this shard's coordinator did, for metrics.
@@ -253,6 +255,7 @@ pub async fn open_storage(config: StorageConfig) -> Result<LoadReport, StorageEr
     for def in schema().tables() {
         let (table, report) =
             Table::open(def.id, table_storage(&config, def), table_settings(def)).await?;
+        table.set_replay_floor_source(Rc::new(replay_floor));
         total.opened += report.opened;
         total.incomplete_removed += report.incomplete_removed;
         total.quarantined += report.quarantined;
@@ -291,6 +294,7 @@ pub async fn set_schema(new: Arc<Schema>) -> Result<(), StorageError> {
             Some(config) => {
                 let (table, _) =
                     Table::open(def.id, table_storage(config, def), table_settings(def)).await?;
+                table.set_replay_floor_source(Rc::new(replay_floor));
                 // Another schema change may have created it meanwhile.
                 let _ = with_db(|db| db.add_table(table));
             }
@@ -349,8 +353,14 @@ pub async fn open_commitlog(
     config: commitlog::Config,
 ) -> Result<ReplaySummary, CommitlogError> {
     let mut summary = ReplaySummary::default();
+    // Entries a table's SSTables already hold are not applied again.
+    let floors: HashMap<TableId, ReplayPosition> = with_db(|db| {
+        db.tables()
+            .filter_map(|t| Some((t.id(), t.replay_floor()?)))
+            .collect()
+    });
     let mut apply = |position: ReplayPosition, payload: &[u8]| {
-        replay_entry(&mut summary, position, payload);
+        replay_entry(&mut summary, &floors, position, payload);
     };
     let (log, stats) = Commitlog::open_with(dir, shard, config, &mut apply).await?;
     summary.log = stats;
@@ -362,7 +372,12 @@ pub async fn open_commitlog(
     Ok(summary)
 }
 
-fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: &[u8]) {
+fn replay_entry(
+    summary: &mut ReplaySummary,
+    floors: &HashMap<TableId, ReplayPosition>,
+    position: ReplayPosition,
+    payload: &[u8],
+) {
     let mutation = match LogEntry::decode(payload) {
         Ok(LogEntry::Mutation(mutation)) => *mutation,
         Ok(LogEntry::Truncate { table }) => {
@@ -390,6 +405,13 @@ fn replay_entry(summary: &mut ReplaySummary, position: ReplayPosition, payload: 
     // dropped after the write, and its data must not come back.
     if schema().table_by_id(mutation.table).is_none() {
         summary.unknown_table_skipped += 1;
+        return;
+    }
+    if floors
+        .get(&mutation.table)
+        .is_some_and(|floor| position < *floor)
+    {
+        summary.already_flushed += 1;
         return;
     }
     match with_db(|db| db.apply(&mutation, Some(position))) {
@@ -448,7 +470,7 @@ pub fn begin_write() -> WriteInFlight {
         .commitlog
         .borrow()
         .as_ref()
-        .map(|log| log.current_segment_start());
+        .map(|log| log.next_position());
     if let Some(floor) = floor {
         *shard
             .writes_in_flight
@@ -457,6 +479,22 @@ pub fn begin_write() -> WriteInFlight {
             .or_default() += 1;
     }
     WriteInFlight { floor }
+}
+
+/// The position before which every logged write of this shard is in a
+/// memtable or an SSTable: the oldest write still between its append and
+/// its apply, or else the position the next append gets. A table records
+/// it when it seals a memtable.
+fn replay_floor() -> Option<ReplayPosition> {
+    let shard = local();
+    let in_flight = shard.writes_in_flight.borrow().keys().next().copied();
+    in_flight.or_else(|| {
+        shard
+            .commitlog
+            .borrow()
+            .as_ref()
+            .map(|log| log.next_position())
+    })
 }
 
 /// Applies mutations already logged at `positions` to the memtables, then
@@ -845,6 +883,52 @@ mod tests {
             sync: SyncMode::Batch,
             total_space_bytes: 1 << 30,
         }
+    }
+
+    #[test]
+    fn replay_skips_what_sstables_hold() {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/cluster-local-floor");
+        let _ = std::fs::remove_dir_all(&base);
+        let table = uuid::Uuid::new_v4();
+        let storage = StorageConfig {
+            data_dir: base.join("data"),
+            shard: 0,
+            shard_count: 1,
+            memtable_limit_bytes: 64 << 20,
+        };
+        let run = move |flush_last: bool| {
+            let (storage, log_dir) = (storage.clone(), base.join("log"));
+            on_shard(move || async move {
+                init(schema_with(&[table]));
+                open_storage(storage).await.expect("storage");
+                let summary = open_commitlog(&log_dir, 0, config()).await.expect("open");
+                let mutations = [write(table, b"a"), write(table, b"b")];
+                let in_flight = begin_write();
+                let positions = log_mutations(&mutations).await.expect("log");
+                apply_logged(&mutations, &positions).expect("apply");
+                drop(in_flight);
+                if flush_last {
+                    flush_all().await.expect("flush");
+                }
+                let range = PartitionRange::full();
+                let slice = SliceQuery::full();
+                let partitions = scan(table, &range, &slice, 100, 0).await.expect("scan");
+                close_commitlog().await.expect("close");
+                (summary, partitions.len())
+            })
+        };
+        // Written and flushed, then written again (same two keys) and not flushed.
+        let (first, _) = run(true);
+        assert_eq!(first.mutations_applied, 0);
+        let (second, partitions) = run(false);
+        assert_eq!((second.already_flushed, second.mutations_applied), (2, 0));
+        assert_eq!(partitions, 2);
+        // The unflushed writes replay; the flushed ones are skipped again.
+        let (third, partitions) = run(true);
+        assert_eq!((third.already_flushed, third.mutations_applied), (2, 2));
+        assert_eq!(partitions, 2);
+        let (fourth, _) = run(false);
+        assert_eq!(fourth.mutations_applied, 0, "everything is in SSTables");
     }
 
     #[test]

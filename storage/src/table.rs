@@ -153,11 +153,28 @@ pub struct TableStats {
     pub compacted_bytes_out: u64,
 }
 
-/// A memtable being flushed, and the oldest commitlog position of its writes.
+/// A memtable being flushed, the oldest commitlog position of its writes, and the
+/// replay floor at its sealing (every write of the table logged before it was then in
+/// this memtable, an older one, or an SSTable).
 #[derive(Debug)]
 struct SealedMemtable {
     memtable: Rc<Memtable>,
     min_position: Option<ReplayPosition>,
+    replay_floor: Option<ReplayPosition>,
+}
+
+/// Tells a table, when it seals a memtable, the commitlog position before which every
+/// write already reached a memtable: the position the next append would get, or the
+/// floor of a write still between its append and its apply.
+pub type ReplayFloorSource = Rc<dyn Fn() -> Option<ReplayPosition>>;
+
+/// A [`ReplayFloorSource`] a table holds (for `Debug`).
+struct FloorSource(ReplayFloorSource);
+
+impl std::fmt::Debug for FloorSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FloorSource")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -186,6 +203,7 @@ pub struct Table {
     storage: Option<TableStorage>,
     settings: RefCell<TableSettings>,
     state: RefCell<State>,
+    replay_floor_source: RefCell<Option<FloorSource>>,
     /// Flushes of this table run one at a time, in seal order.
     flush_lock: scheduler::sync::Semaphore,
     stats: Cell<TableStats>,
@@ -208,6 +226,7 @@ impl Table {
             storage,
             settings: RefCell::new(settings),
             state: RefCell::new(state),
+            replay_floor_source: RefCell::new(None),
             flush_lock: scheduler::sync::Semaphore::new(1),
             stats: Cell::new(TableStats::default()),
         }
@@ -320,6 +339,23 @@ impl Table {
         *self.settings.borrow_mut() = settings;
     }
 
+    /// Sets where the table learns its replay floor when it seals a memtable (the
+    /// shard's commitlog); without one, its SSTables record none.
+    pub fn set_replay_floor_source(&self, source: ReplayFloorSource) {
+        *self.replay_floor_source.borrow_mut() = Some(FloorSource(source));
+    }
+
+    /// The commitlog position before which replay may skip this table's entries: the
+    /// highest floor its SSTables record.
+    pub fn replay_floor(&self) -> Option<ReplayPosition> {
+        self.state
+            .borrow()
+            .sstables
+            .iter()
+            .filter_map(|s| s.stats().replay_floor)
+            .max()
+    }
+
     /// The table's counters.
     pub fn stats(&self) -> TableStats {
         self.stats.get()
@@ -371,6 +407,11 @@ impl Table {
     /// Seals the active memtable (if it holds anything) so that the next flush writes
     /// it. Returns whether it sealed.
     pub fn seal_memtable(&self) -> bool {
+        let replay_floor = self
+            .replay_floor_source
+            .borrow()
+            .as_ref()
+            .and_then(|source| (source.0)());
         let mut state = self.state.borrow_mut();
         if state.memtable.is_empty() {
             return false;
@@ -380,6 +421,7 @@ impl Table {
         state.flushing.push(SealedMemtable {
             memtable,
             min_position,
+            replay_floor,
         });
         true
     }
@@ -409,12 +451,12 @@ impl Table {
                 state
                     .flushing
                     .first()
-                    .map(|s| (Rc::clone(&s.memtable), state.truncations))
+                    .map(|s| (Rc::clone(&s.memtable), s.replay_floor, state.truncations))
             };
-            let Some((memtable, truncations)) = next else {
+            let Some((memtable, replay_floor, truncations)) = next else {
                 return Ok(written);
             };
-            match self.write_sstable(storage, &memtable).await {
+            match self.write_sstable(storage, &memtable, replay_floor).await {
                 Ok((meta, sstable)) => {
                     let discarded = {
                         let mut state = self.state.borrow_mut();
@@ -460,6 +502,7 @@ impl Table {
         &self,
         storage: &TableStorage,
         memtable: &Memtable,
+        replay_floor: Option<ReplayPosition>,
     ) -> Result<(SstableMeta, Sstable), StorageError> {
         let generation = self.next_generation(storage);
         let dir = &storage.dir;
@@ -468,6 +511,7 @@ impl Table {
         let mut writer = crate::sstable::SstableWriter::create(dir, generation, options)
             .await
             .map_err(error)?;
+        writer.set_replay_floor(replay_floor);
         for (key, partition) in memtable.iter() {
             writer.add_partition(key, partition).await.map_err(error)?;
         }
@@ -602,6 +646,7 @@ impl Table {
             sstable: settings.sstable.clone(),
             level: job.output_level,
             max_output_bytes: job.max_output_bytes,
+            replay_floor: inputs.iter().filter_map(|s| s.stats().replay_floor).max(),
         };
         // Judged per key when the merge reaches it, against the sources of that moment
         // (a flush finishing meanwhile adds an SSTable that may hold older data).

@@ -221,6 +221,11 @@ impl BatchLayout {
         (block * self.block_bytes + BLOCK_HEADER_BYTES + at % capacity) as u64
     }
 
+    /// The segment offset the next entry pushed would get.
+    pub fn next_offset(&self) -> u64 {
+        self.segment_offset(self.stream.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entry_starts.is_empty()
     }

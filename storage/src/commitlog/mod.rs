@@ -75,7 +75,7 @@ impl Default for Config {
 }
 
 /// Where an entry lies in the log; ordered as the log is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReplayPosition {
     pub segment_id: u64,
     /// Byte offset of the entry's frame in its segment.
@@ -341,6 +341,16 @@ impl Commitlog {
         ReplayPosition {
             segment_id: self.inner.state.borrow().open.segment_id,
             offset: 0,
+        }
+    }
+
+    /// The position the next append would get: every entry appended so far
+    /// lies before it, every later one at or after it.
+    pub fn next_position(&self) -> ReplayPosition {
+        let state = self.inner.state.borrow();
+        ReplayPosition {
+            segment_id: state.open.segment_id,
+            offset: state.open.next_offset(),
         }
     }
 

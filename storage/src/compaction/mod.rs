@@ -89,6 +89,9 @@ pub struct OutputOptions {
     pub level: u32,
     /// Start a new output once one holds this many data bytes (`u64::MAX`: one output).
     pub max_output_bytes: u64,
+    /// Commitlog replay floor recorded in the outputs: the highest of the inputs'
+    /// (the outputs hold all their data).
+    pub replay_floor: Option<crate::commitlog::ReplayPosition>,
 }
 
 /// When tombstones may be purged.
@@ -210,6 +213,7 @@ impl Outputs<'_> {
                 SstableWriter::create(self.txn.dir(), generation, self.options.sstable.clone())
                     .await?;
             writer.set_level(self.options.level);
+            writer.set_replay_floor(self.options.replay_floor);
             self.current = Some(writer);
         }
         let writer = self.current.as_mut().expect("an output is open");

@@ -36,6 +36,7 @@ fn purge_options(max_purgeable: &dyn Fn(&DecoratedKey) -> i64) -> PurgeOptions<'
 
 fn output_options(max_output_bytes: u64, level: u32) -> OutputOptions {
     OutputOptions {
+        replay_floor: None,
         sstable: small_options(),
         level,
         max_output_bytes,

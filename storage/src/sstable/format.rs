@@ -338,6 +338,10 @@ pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
     put_u64(&mut out, stats.cell_count);
     put_u64(&mut out, stats.tombstone_count);
     put_u64(&mut out, stats.created_at_secs as u64);
+    out.push(u8::from(stats.replay_floor.is_some()));
+    let floor = stats.replay_floor.unwrap_or_default();
+    put_u64(&mut out, floor.segment_id);
+    put_u64(&mut out, floor.offset);
     frame_end(out)
 }
 
@@ -383,6 +387,14 @@ pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
         cell_count: r.u64("cell count")?,
         tombstone_count: r.u64("tombstone count")?,
         created_at_secs: r.i64("creation time")?,
+        replay_floor: {
+            let present = r.u8("presence")?;
+            let floor = crate::commitlog::ReplayPosition {
+                segment_id: r.u64("replay floor segment")?,
+                offset: r.u64("replay floor offset")?,
+            };
+            optional(present, floor)?
+        },
     };
     r.finish()?;
     Ok(stats)

@@ -48,6 +48,7 @@ pub use cache::{ChunkCache, ChunkCacheStats, DEFAULT_CHUNK_CACHE_BYTES};
 pub use reader::Sstable;
 pub use writer::SstableWriter;
 
+use crate::commitlog::ReplayPosition;
 use crate::model::CodecError;
 
 /// The SSTable format version this build writes and reads.
@@ -113,6 +114,10 @@ pub struct SstableStats {
     pub tombstone_count: u64,
     /// When the SSTable was written, seconds since the epoch.
     pub created_at_secs: i64,
+    /// Every write of the table logged before this commitlog position was in an
+    /// SSTable (this one or an older one) when this SSTable was written, so replay
+    /// skips the table's entries before it (`None`: nothing known).
+    pub replay_floor: Option<ReplayPosition>,
 }
 
 impl SstableStats {

@@ -673,6 +673,7 @@ fn the_format_3_fixture_stays_readable() {
             (Some(1_699_999_999), Some(1_700_000_060))
         );
         assert!(stats.created_at_secs > 1_700_000_000);
+        assert_eq!(stats.replay_floor, Some(FIXTURE_REPLAY_FLOOR));
         // A slice of one row through the clustering index.
         let (key, full) = &expected[0];
         let slice = SliceQuery {
@@ -693,6 +694,12 @@ fn the_format_3_fixture_stays_readable() {
     });
 }
 
+/// The commitlog replay floor the format 3 fixture records.
+const FIXTURE_REPLAY_FLOOR: crate::commitlog::ReplayPosition = crate::commitlog::ReplayPosition {
+    segment_id: 7,
+    offset: 4096,
+};
+
 /// Regenerates `storage/fixtures/sstable-v3` (run by hand when a new format version
 /// gets its own fixture; never overwrite an existing version's).
 #[test]
@@ -705,6 +712,7 @@ fn write_format_3_fixture() {
             .await
             .expect("create");
         writer.set_level(2);
+        writer.set_replay_floor(Some(FIXTURE_REPLAY_FLOOR));
         for (key, partition) in fixture_memtable().iter() {
             writer.add_partition(key, partition).await.expect("add");
         }

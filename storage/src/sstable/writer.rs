@@ -272,6 +272,12 @@ impl SstableWriter {
         }
     }
 
+    /// Records the commitlog replay floor in its statistics (default none; see
+    /// [`super::SstableStats::replay_floor`]).
+    pub fn set_replay_floor(&mut self, floor: Option<crate::commitlog::ReplayPosition>) {
+        self.stats.replay_floor = floor;
+    }
+
     /// Records the SSTable's compaction level in its statistics (default 0).
     pub fn set_level(&mut self, level: u32) {
         self.stats.level = level;
