@@ -497,7 +497,7 @@ impl QueryProcessor {
             }
             Plan::Modify(plan) => {
                 let params =
-                    modify::write_params(&plan_using(plan), &plan.table, &ctx, options.timestamp)?;
+                    modify::write_params(plan.using(), &plan.table, &ctx, options.timestamp)?;
                 let mutations = modify::build_mutations(plan, &ctx, params, &self.proxy).await?;
                 with_deadline(write_limit, true, async {
                     Ok(self.proxy.mutate(mutations).await?)
