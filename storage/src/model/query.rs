@@ -251,6 +251,25 @@ fn merge_versions<'a>(rows: &[&'a Row]) -> Cow<'a, Row> {
     }
 }
 
+/// Values up to this size are copied out of the source for the reader
+/// rather than shared.
+const COPIED_VALUE_MAX_BYTES: usize = 256;
+
+/// A reader's handle on a stored value. A small value is copied: sharing
+/// it would make the first read of every value allocate the value's shared
+/// reference count (promoting its buffer), and every later read and drop
+/// touch that count in a cache line of its own, which costs more than a
+/// small allocation and a copy of bytes the response copies again from a
+/// hot cache. It also leaves the stored buffer unshared, so a later write of
+/// the same size can reuse it.
+fn read_copy(value: &Bytes) -> Bytes {
+    if value.len() <= COPIED_VALUE_MAX_BYTES {
+        Bytes::copy_from_slice(value)
+    } else {
+        value.clone()
+    }
+}
+
 /// Applies tombstones and TTLs to merged rows.
 struct Compactor<'a> {
     partition_deletion: Option<Tombstone>,
@@ -308,7 +327,7 @@ impl<'a> Compactor<'a> {
             }
             live = true;
             if self.cmd.selects(key.column) {
-                let value = value.clone();
+                let value = read_copy(value);
                 let live_cell = LiveCell {
                     timestamp: cell.timestamp,
                     value,
