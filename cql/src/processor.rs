@@ -111,7 +111,7 @@ impl Prepared {
                 pk_indexes: self.pk_indexes.clone(),
             },
             result_metadata: ResultMetadata {
-                columns: self.result_columns.clone(),
+                columns: self.result_columns.as_slice().into(),
                 paging_state: None,
                 no_metadata: self.result_columns.is_empty(),
             },
@@ -301,7 +301,7 @@ impl QueryProcessor {
                 let ks = ddl::keyspace_of(&s.table, keyspace)?;
                 let table = self.lookup_table(&schema, &ks, &s.table.name)?;
                 let plan = select::prepare_select(&s, table.clone(), &mut binds)?;
-                result_columns = plan.result_columns();
+                result_columns = plan.result_columns().to_vec();
                 pk_table = Some(table);
                 Plan::Select {
                     plan: Box::new(plan),

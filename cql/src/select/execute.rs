@@ -320,7 +320,7 @@ impl<'p> Emitter<'p> {
             _ => None,
         };
         let metadata = ResultMetadata {
-            columns: self.plan.result_columns(),
+            columns: self.plan.result_columns().clone(),
             paging_state,
             no_metadata: false,
         };
