@@ -352,7 +352,7 @@ fn prepared(
         ResultMetadata::empty()
     } else {
         ResultMetadata {
-            columns: bench_columns(results),
+            columns: bench_columns(results).into(),
             paging_state: None,
             no_metadata: false,
         }
@@ -369,7 +369,7 @@ fn prepared(
 
 fn rows_response(rows: RowsWriter, columns: Vec<ColumnSpec>, no_metadata: bool) -> Response {
     let metadata = ResultMetadata {
-        columns,
+        columns: columns.into(),
         paging_state: None,
         no_metadata,
     };

@@ -368,7 +368,7 @@ fn rows(elements: Vec<Element>, with_statements: bool) -> Result<Rows, CqlError>
 fn finish(writer: RowsWriter, columns: Vec<ColumnSpec>) -> Result<Rows, CqlError> {
     writer
         .finish(ResultMetadata {
-            columns,
+            columns: columns.into(),
             paging_state: None,
             no_metadata: false,
         })

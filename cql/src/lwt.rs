@@ -1315,7 +1315,7 @@ fn applied_rows(table: &TableDef) -> Result<Rows, CqlError> {
 
 fn finish(writer: RowsWriter, columns: Vec<ColumnSpec>) -> Result<Rows, CqlError> {
     let metadata = ResultMetadata {
-        columns,
+        columns: columns.into(),
         paging_state: None,
         no_metadata: false,
     };

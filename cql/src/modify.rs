@@ -710,6 +710,16 @@ pub fn partition_keys(
     plan: &ModifyPlan,
     ctx: &EvalContext<'_>,
 ) -> Result<Vec<DecoratedKey>, CqlError> {
+    let mut columns = plan.table.partition_key();
+    if let (Some(col), None, [KeyRestriction::Eq(term)]) =
+        (columns.next(), columns.next(), plan.partition.as_slice())
+    {
+        // One key column, one value: the value is the serialized key.
+        return Ok(vec![decorated_key(key_value(
+            eval(term, &col.ty, ctx)?,
+            col,
+        )?)?]);
+    }
     let per_column = plan
         .table
         .partition_key()
@@ -722,13 +732,17 @@ pub fn partition_keys(
             let slices: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             let key = serialize_partition_key(&slices)
                 .map_err(|e| invalid(format!("Invalid partition key: {e}")))?;
-            // An empty key has no token of its own and cannot be stored.
-            if key.is_empty() {
-                return Err(invalid("Key may not be empty"));
-            }
-            Ok(DecoratedKey::new(murmur3_token(&key), key))
+            decorated_key(key)
         })
         .collect()
+}
+
+fn decorated_key(key: Bytes) -> Result<DecoratedKey, CqlError> {
+    // An empty key has no token of its own and cannot be stored.
+    if key.is_empty() {
+        return Err(invalid("Key may not be empty"));
+    }
+    Ok(DecoratedKey::new(murmur3_token(&key), key))
 }
 
 /// What rows a plan targets inside a partition.
@@ -753,6 +767,10 @@ fn row_target(plan: &ModifyPlan, ctx: &EvalContext<'_>) -> Result<RowTarget, Cql
             .all(|op| op_column(op).kind == ColumnKind::Static);
     if only_static && (restricted.is_empty() || plan.kind != ModifyKind::Delete) {
         return Ok(RowTarget::Static);
+    }
+    if plan.table.clustering_key_len() == 0 {
+        // No clustering columns: the partition's one row, with the empty key.
+        return Ok(RowTarget::Rows(vec![Bytes::new()]));
     }
     if restricted.is_empty() && plan.table.clustering_key_len() > 0 {
         return Ok(RowTarget::Partition);

@@ -111,7 +111,7 @@ impl Prepared {
                 pk_indexes: self.pk_indexes.clone(),
             },
             result_metadata: ResultMetadata {
-                columns: self.result_columns.clone(),
+                columns: self.result_columns.as_slice().into(),
                 paging_state: None,
                 no_metadata: self.result_columns.is_empty(),
             },
@@ -301,7 +301,7 @@ impl QueryProcessor {
                 let ks = ddl::keyspace_of(&s.table, keyspace)?;
                 let table = self.lookup_table(&schema, &ks, &s.table.name)?;
                 let plan = select::prepare_select(&s, table.clone(), &mut binds)?;
-                result_columns = plan.result_columns();
+                result_columns = plan.result_columns().to_vec();
                 pk_table = Some(table);
                 Plan::Select {
                     plan: Box::new(plan),
@@ -497,7 +497,7 @@ impl QueryProcessor {
             }
             Plan::Modify(plan) => {
                 let params =
-                    modify::write_params(&plan_using(plan), &plan.table, &ctx, options.timestamp)?;
+                    modify::write_params(plan.using(), &plan.table, &ctx, options.timestamp)?;
                 let mutations = modify::build_mutations(plan, &ctx, params, &self.proxy).await?;
                 with_deadline(write_limit, true, async {
                     Ok(self.proxy.mutate(mutations).await?)
@@ -506,41 +506,26 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Conditional(statement) => {
-                let rows = with_deadline(
+                let rows = Box::pin(with_deadline(
                     write_limit,
                     true,
                     lwt::execute(&[(statement, ctx)], &self.proxy),
-                )
+                ))
                 .await?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
             Plan::ConditionalBatch(statements) => {
                 let items: Vec<_> = statements.iter().map(|s| (s, ctx)).collect();
-                let rows =
-                    with_deadline(write_limit, true, lwt::execute(&items, &self.proxy)).await?;
+                let rows = Box::pin(with_deadline(
+                    write_limit,
+                    true,
+                    lwt::execute(&items, &self.proxy),
+                ))
+                .await?;
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
             Plan::Batch { using, plans, .. } => {
-                let batch_timestamp = Some(options.timestamp.unwrap_or(ctx.now_micros));
-                let mut all = Vec::new();
-                for plan in plans {
-                    let mut effective = plan_using(plan);
-                    if effective.timestamp.is_none() {
-                        effective.timestamp = using.timestamp.clone();
-                    }
-                    let params =
-                        modify::write_params(&effective, &plan.table, &ctx, batch_timestamp)?;
-                    all.extend(modify::build_mutations(plan, &ctx, params, &self.proxy).await?);
-                }
-                let warnings = batch_warnings(&all)?;
-                with_deadline(write_limit, true, async {
-                    Ok(self.proxy.mutate(all).await?)
-                })
-                .await?;
-                Ok(Outcome {
-                    warnings,
-                    ..Outcome::result(ResultResponse::Void)
-                })
+                Box::pin(self.execute_batch_plan(using, plans, &ctx, options, write_limit)).await
             }
             Plan::Use(ks) => {
                 if !system::is_system_keyspace(ks) && local::schema().keyspace(ks).is_none() {
@@ -549,18 +534,18 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::SetKeyspace(ks.clone())))
             }
             Plan::Truncate(table) => {
-                with_deadline(self.config.truncate_timeout, true, async {
+                Box::pin(with_deadline(self.config.truncate_timeout, true, async {
                     Ok(self.proxy.truncate(table.id).await?)
-                })
+                }))
                 .await?;
                 Ok(Outcome::result(ResultResponse::Void))
             }
             Plan::Schema(statement) => {
-                with_deadline(
+                Box::pin(with_deadline(
                     self.config.schema_timeout,
                     true,
                     self.execute_schema(statement, session_keyspace),
-                )
+                ))
                 .await
             }
             Plan::Describe(describe) => {
@@ -573,6 +558,36 @@ impl QueryProcessor {
                 Ok(Outcome::result(ResultResponse::Rows(rows)))
             }
         }
+    }
+
+    /// Executes a prepared BATCH statement.
+    async fn execute_batch_plan(
+        &self,
+        using: &ast::Using,
+        plans: &[ModifyPlan],
+        ctx: &EvalContext<'_>,
+        options: &ExecOptions,
+        write_limit: Duration,
+    ) -> Result<Outcome, CqlError> {
+        let batch_timestamp = Some(options.timestamp.unwrap_or(ctx.now_micros));
+        let mut all = Vec::new();
+        for plan in plans {
+            let mut effective = plan_using(plan);
+            if effective.timestamp.is_none() {
+                effective.timestamp = using.timestamp.clone();
+            }
+            let params = modify::write_params(&effective, &plan.table, ctx, batch_timestamp)?;
+            all.extend(modify::build_mutations(plan, ctx, params, &self.proxy).await?);
+        }
+        let warnings = batch_warnings(&all)?;
+        with_deadline(write_limit, true, async {
+            Ok(self.proxy.mutate(all).await?)
+        })
+        .await?;
+        Ok(Outcome {
+            warnings,
+            ..Outcome::result(ResultResponse::Void)
+        })
     }
 
     /// Executes a protocol BATCH: every statement's mutations are built
@@ -774,14 +789,21 @@ fn batch_warnings(mutations: &[storage::model::Mutation]) -> Result<Vec<String>,
 }
 
 /// Runs `future` within `limit`; a request past it fails with a timeout.
-async fn with_deadline<T>(
+///
+/// A plain function over `or`, not an `async fn`: an async wrapper stores
+/// the future it is handed in its own state and again in every async layer
+/// it passes it to, and a request's future (boxed once per request by the
+/// server) grew fourfold that way. The timer is created only if `future`
+/// does not finish on its first poll.
+pub(crate) fn with_deadline<T>(
     limit: Duration,
     write: bool,
     future: impl std::future::Future<Output = Result<T, CqlError>>,
-) -> Result<T, CqlError> {
-    scheduler::with_timeout(limit, future)
-        .await
-        .unwrap_or(Err(CqlError::Timeout { write }))
+) -> impl std::future::Future<Output = Result<T, CqlError>> {
+    futures_lite::future::or(future, async move {
+        scheduler::sleep(limit).await;
+        Err(CqlError::Timeout { write })
+    })
 }
 
 /// The `USING TIMEOUT` term of a statement, if it has one.

@@ -423,9 +423,11 @@ impl CqlServer {
             Request::Query { query, params } => {
                 self.query(&query, params, keyspace.as_deref()).await
             }
-            Request::Prepare { query } => self.prepare(&query, keyspace.as_deref()).await,
+            // PREPARE and BATCH are boxed: their futures are large, and
+            // every request's future is as large as its largest branch.
+            Request::Prepare { query } => Box::pin(self.prepare(&query, keyspace.as_deref())).await,
             Request::Execute { id, params } => self.execute(&id, params, keyspace.as_deref()).await,
-            Request::Batch(batch) => self.batch(batch, keyspace.as_deref()).await,
+            Request::Batch(batch) => Box::pin(self.batch(batch, keyspace.as_deref())).await,
             _ => Err(CqlError::Protocol("unexpected request".into())),
         };
         match result {
@@ -434,7 +436,7 @@ impl CqlServer {
                     *conn.keyspace.borrow_mut() = Some(ks.clone());
                 }
                 if let Some(change) = outcome.schema_change {
-                    broadcast_schema_change(change).await;
+                    Box::pin(broadcast_schema_change(change)).await;
                 }
                 (Response::Result(outcome.result), outcome.warnings)
             }
@@ -556,4 +558,29 @@ pub async fn broadcast_schema_change(change: SchemaChange) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_bytes<A, B, C, F: std::future::Future>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every request's future is boxed (and so copied) once: it must not
+    /// carry the state of rare statements or copies of its inner futures.
+    #[test]
+    fn a_request_future_stays_small() {
+        let request_bytes = future_bytes(
+            |server: &'static CqlServer, conn: &'static Connection, request: Request| {
+                server.run_request(conn, request)
+            },
+        );
+        assert!(
+            request_bytes <= 4096,
+            "request future of {request_bytes} bytes"
+        );
+    }
 }

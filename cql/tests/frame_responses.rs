@@ -181,7 +181,7 @@ fn rows_with_global_spec_paging_and_warnings_in_lz4() {
     rows.push_value(None);
     rows.end_row();
     let metadata = ResultMetadata {
-        columns,
+        columns: columns.into(),
         paging_state: Some(Bytes::from_static(b"next")),
         no_metadata: false,
     };
@@ -222,7 +222,7 @@ fn rows_with_mixed_tables_and_no_metadata() {
     w.push_value(Some(&1i64.to_be_bytes()));
     w.end_row();
     let meta = ResultMetadata {
-        columns: columns.clone(),
+        columns: columns.clone().into(),
         paging_state: None,
         no_metadata: false,
     };
@@ -241,7 +241,7 @@ fn rows_with_mixed_tables_and_no_metadata() {
     );
     // No metadata: flags, count, nothing else, then rows.
     let meta = ResultMetadata {
-        columns,
+        columns: columns.into(),
         paging_state: None,
         no_metadata: true,
     };

@@ -4,6 +4,8 @@
 //! that the executor feeds cell by cell; the frame encoder then copies that
 //! block into the output buffer with the metadata in front of it.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::primitives::{put_bytes, put_int, put_short_bytes, put_string, put_string_list};
@@ -23,7 +25,9 @@ pub struct ColumnSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResultMetadata {
     /// The columns; with `no_metadata` only their count goes on the wire.
-    pub columns: Vec<ColumnSpec>,
+    /// Shared, so that a prepared statement's columns are built once, not
+    /// for every result.
+    pub columns: Arc<[ColumnSpec]>,
     /// Set when more pages follow (the Has_more_pages flag).
     pub paging_state: Option<Bytes>,
     /// The client asked to skip metadata (Skip_metadata in QUERY/EXECUTE).
@@ -153,7 +157,7 @@ impl ResultMetadata {
     /// Metadata for a result without columns (e.g. a Prepared non-SELECT).
     pub fn empty() -> Self {
         Self {
-            columns: Vec::new(),
+            columns: Arc::from([]),
             paging_state: None,
             no_metadata: true,
         }

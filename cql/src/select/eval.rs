@@ -101,6 +101,21 @@ impl SelectPlan {
             PartitionPlan::Scan => Ok(Partitions::Range(PartitionRange::full())),
             PartitionPlan::Tokens { start, end } => resolve_tokens(start, end, ctx),
             PartitionPlan::Keys(parts) => {
+                let single_column = self.table.partition_key_len() == 1;
+                if let ([ValuesPlan::Eq(term)], Some(col), true) = (
+                    parts.as_slice(),
+                    self.table.partition_key().next(),
+                    single_column,
+                ) {
+                    // The point read: one key column, one value, which is
+                    // the serialized key itself.
+                    let key = eval(term, &col.ty, ctx)?
+                        .required_with(|| format!("partition key part {}", col.name))?;
+                    return Ok(Partitions::Keys(vec![DecoratedKey::new(
+                        murmur3_token(&key),
+                        key,
+                    )]));
+                }
                 let cols = self.pk_columns();
                 let mut combos: Vec<Vec<Bytes>> = vec![Vec::new()];
                 for (part, col) in parts.iter().zip(&cols) {

@@ -12,6 +12,9 @@ pub(super) enum Flow {
     Stop,
 }
 
+/// The rows buffer a page starts with: a point read's row fits without regrowing.
+const ROWS_BUFFER_START_BYTES: usize = 256;
+
 /// Turns the rows read into result rows, counting them against the limits.
 pub(super) struct Emitter<'p> {
     pub(super) plan: &'p SelectPlan,
@@ -58,7 +61,10 @@ impl<'p> Emitter<'p> {
                 secs: now_secs,
                 micros: ctx.now_micros,
             },
-            writer: RowsWriter::new(if plan.json { 1 } else { plan.outputs.len() }),
+            writer: RowsWriter::with_capacity(
+                if plan.json { 1 } else { plan.outputs.len() },
+                ROWS_BUFFER_START_BYTES,
+            ),
             page_left: if unbounded {
                 usize::MAX
             } else {
@@ -314,7 +320,7 @@ impl<'p> Emitter<'p> {
             _ => None,
         };
         let metadata = ResultMetadata {
-            columns: self.plan.result_columns(),
+            columns: self.plan.result_columns().clone(),
             paging_state,
             no_metadata: false,
         };
@@ -402,14 +408,15 @@ impl Reader<'_> {
     ) -> Result<Flow, CqlError> {
         loop {
             let slice = self.slice(after.as_ref(), em.chunk_rows());
+            let row_limit = slice.row_limit;
             let Some(result) = self
                 .source
-                .read(&self.plan.table, key, slice.clone(), self.now_secs)
+                .read(&self.plan.table, key, slice, self.now_secs)
                 .await?
             else {
                 return Ok(Flow::NextPartition);
             };
-            let complete = result.rows.len() < slice.row_limit;
+            let complete = result.rows.len() < row_limit;
             let flow = em.chunk(
                 &result.key,
                 result.static_row.as_ref(),

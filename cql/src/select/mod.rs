@@ -78,6 +78,8 @@ pub struct SelectPlan {
     sort_across_partitions: bool,
     limit: Option<Term>,
     per_partition_limit: Option<Term>,
+    /// The result metadata columns, built once at PREPARE.
+    result_columns: Arc<[ColumnSpec]>,
 }
 
 /// One result column.
@@ -266,7 +268,7 @@ pub fn prepare_select(
     if let Some(timeout) = &stmt.timeout {
         binds.collect(timeout, "[timeout]", &CqlType::Duration);
     }
-    Ok(SelectPlan {
+    let mut plan = SelectPlan {
         table,
         outputs,
         aggregate: !aggregates.is_empty() || group_width.is_some(),
@@ -281,7 +283,10 @@ pub fn prepare_select(
         sort_across_partitions: multi_key && !stmt.order_by.is_empty(),
         limit: stmt.limit.clone(),
         per_partition_limit: stmt.per_partition_limit.clone(),
-    })
+        result_columns: Arc::from([]),
+    };
+    plan.result_columns = plan.build_result_columns().into();
+    Ok(plan)
 }
 
 /// GROUP BY columns: primary key columns in key order, starting with the
@@ -352,7 +357,11 @@ fn collect_limit(term: &Option<Term>, name: &str, binds: &mut BindSpecs) {
 
 impl SelectPlan {
     /// The result metadata columns, aliases honoured.
-    pub fn result_columns(&self) -> Vec<ColumnSpec> {
+    pub fn result_columns(&self) -> &Arc<[ColumnSpec]> {
+        &self.result_columns
+    }
+
+    fn build_result_columns(&self) -> Vec<ColumnSpec> {
         if self.json {
             return vec![column_spec(&self.table, "[json]", &CqlType::Text)];
         }

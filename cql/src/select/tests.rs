@@ -421,8 +421,8 @@ fn aggregates_read_everything() {
         .expect("runs")
         .metadata
         .columns
-        .into_iter()
-        .map(|c| c.name)
+        .iter()
+        .map(|c| c.name.clone())
         .collect();
     assert_eq!(names, ["count", "top"]);
 }

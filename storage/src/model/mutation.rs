@@ -4,6 +4,8 @@ use bytes::Bytes;
 
 use super::cell::{Row, Tombstone};
 use super::keys::{ClusteringRange, DecoratedKey};
+use super::partition::keep_range_tombstone;
+use super::reconcile::Keep;
 use super::TableId;
 
 /// A deletion of every clustering row in a range.
@@ -118,82 +120,33 @@ impl Mutation {
     }
 }
 
-/// A copy of `bytes` in an allocation of its own.
-fn own(bytes: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(bytes)
-}
-
-fn own_row(row: &Row) -> Row {
-    use super::cell::{Cell, CellKey, CellKind};
-    let cells = row
-        .cells
-        .iter()
-        .map(|(key, cell)| {
-            let key = CellKey {
-                column: key.column,
-                path: key.path.as_ref().map(own),
-            };
-            let kind = match &cell.kind {
-                CellKind::Live { value, expiry } => CellKind::Live {
-                    value: own(value),
-                    expiry: *expiry,
-                },
-                dead => dead.clone(),
-            };
-            (
-                key,
-                Cell {
-                    timestamp: cell.timestamp,
-                    kind,
-                },
-            )
-        })
-        .collect();
-    Row {
-        marker: row.marker,
-        deletion: row.deletion,
-        cells,
-        complex_deletions: row.complex_deletions.clone(),
-    }
-}
-
 impl Mutation {
     /// A copy whose keys and values live in allocations of their own.
     ///
     /// Mutations built from a request hold slices of the connection's read
     /// buffer; a memtable that kept them would pin whole buffers for every
     /// small value and account for a fraction of the memory it holds. The
-    /// memtable stores this copy instead.
+    /// memtable copies the same way, but only what it keeps
+    /// ([`super::Partition::apply_copying`]).
     pub fn to_owned_buffers(&self) -> Mutation {
-        let bound = |b: &Option<super::ClusteringBound>| {
-            b.as_ref().map(|b| super::ClusteringBound {
-                prefix: own(&b.prefix),
-                inclusive: b.inclusive,
-            })
-        };
+        let copy = Keep::Copy;
         Mutation {
             table: self.table,
             key: DecoratedKey {
                 token: self.key.token,
-                key: own(&self.key.key),
+                key: copy.bytes(&self.key.key),
             },
             partition_deletion: self.partition_deletion,
-            static_row: self.static_row.as_ref().map(own_row),
+            static_row: self.static_row.as_ref().map(|r| copy.row(r)),
             rows: self
                 .rows
                 .iter()
-                .map(|(k, r)| (own(k), own_row(r)))
+                .map(|(k, r)| (copy.bytes(k), copy.row(r)))
                 .collect(),
             range_tombstones: self
                 .range_tombstones
                 .iter()
-                .map(|rt| RangeTombstone {
-                    range: ClusteringRange {
-                        start: bound(&rt.range.start),
-                        end: bound(&rt.range.end),
-                    },
-                    tombstone: rt.tombstone,
-                })
+                .map(|rt| keep_range_tombstone(rt, copy))
                 .collect(),
         }
     }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::cell::{Row, Tombstone};
+use super::keys::{ClusteringBound, ClusteringRange};
 use super::mutation::{Mutation, RangeTombstone};
-use super::reconcile::{max_tombstone, merge_row, size_isize};
+use super::reconcile::{max_tombstone, merge_row_as, size_isize, Keep};
 
 /// All versions of one partition's data held by one source, already reconciled cell by
 /// cell. Shadowed data is kept (reads drop it), so a source is a plain union of writes.
@@ -31,16 +32,28 @@ impl Partition {
 
     /// Merges a mutation in; returns the change in [`Self::size_bytes`].
     pub fn apply(&mut self, m: &Mutation) -> isize {
+        self.apply_as(m, Keep::Share)
+    }
+
+    /// Merges a mutation in like [`Self::apply`], but copies every key and
+    /// value it keeps into an allocation of its own, so the partition pins
+    /// none of the mutation's buffers (a memtable's partitions must not keep
+    /// a connection's read buffer alive). Only what wins is copied, once.
+    pub fn apply_copying(&mut self, m: &Mutation) -> isize {
+        self.apply_as(m, Keep::Copy)
+    }
+
+    fn apply_as(&mut self, m: &Mutation, keep: Keep) -> isize {
         self.deletion = max_tombstone(self.deletion, m.partition_deletion);
         let mut delta = 0;
         if let Some(row) = &m.static_row {
-            delta += merge_into(&mut self.static_row, row);
+            delta += merge_into(&mut self.static_row, row, keep);
         }
         for (clustering, row) in &m.rows {
-            delta += self.apply_row(clustering, row);
+            delta += self.apply_row(clustering, row, keep);
         }
         for rt in &m.range_tombstones {
-            delta += self.apply_range_tombstone(rt);
+            delta += self.apply_range_tombstone(rt, keep);
         }
         delta
     }
@@ -50,28 +63,28 @@ impl Partition {
         self.deletion = max_tombstone(self.deletion, other.deletion);
         let mut delta = 0;
         if let Some(row) = &other.static_row {
-            delta += merge_into(&mut self.static_row, row);
+            delta += merge_into(&mut self.static_row, row, Keep::Share);
         }
         for (clustering, row) in &other.rows {
-            delta += self.apply_row(clustering, row);
+            delta += self.apply_row(clustering, row, Keep::Share);
         }
         for rt in &other.range_tombstones {
-            delta += self.apply_range_tombstone(rt);
+            delta += self.apply_range_tombstone(rt, Keep::Share);
         }
         delta
     }
 
-    fn apply_row(&mut self, clustering: &Bytes, row: &Row) -> isize {
+    fn apply_row(&mut self, clustering: &Bytes, row: &Row, keep: Keep) -> isize {
         match self.rows.get_mut(clustering) {
-            Some(existing) => merge_row(existing, row),
+            Some(existing) => merge_row_as(existing, row, keep),
             None => {
-                self.rows.insert(clustering.clone(), row.clone());
+                self.rows.insert(keep.bytes(clustering), keep.row(row));
                 size_isize(clustering.len() + row.size_bytes())
             }
         }
     }
 
-    fn apply_range_tombstone(&mut self, rt: &RangeTombstone) -> isize {
+    fn apply_range_tombstone(&mut self, rt: &RangeTombstone, keep: Keep) -> isize {
         // CQL range deletes often repeat the same range; keep one entry per range.
         match self
             .range_tombstones
@@ -83,7 +96,7 @@ impl Partition {
                 0
             }
             None => {
-                self.range_tombstones.push(rt.clone());
+                self.range_tombstones.push(keep_range_tombstone(rt, keep));
                 size_isize(rt.size_bytes())
             }
         }
@@ -100,13 +113,29 @@ impl Partition {
     }
 }
 
-fn merge_into(slot: &mut Option<Row>, row: &Row) -> isize {
+fn merge_into(slot: &mut Option<Row>, row: &Row, keep: Keep) -> isize {
     match slot {
-        Some(existing) => merge_row(existing, row),
+        Some(existing) => merge_row_as(existing, row, keep),
         None => {
-            *slot = Some(row.clone());
+            *slot = Some(keep.row(row));
             size_isize(row.size_bytes())
         }
+    }
+}
+
+pub(crate) fn keep_range_tombstone(rt: &RangeTombstone, keep: Keep) -> RangeTombstone {
+    let bound = |b: &Option<ClusteringBound>| {
+        b.as_ref().map(|b| ClusteringBound {
+            prefix: keep.bytes(&b.prefix),
+            inclusive: b.inclusive,
+        })
+    };
+    RangeTombstone {
+        range: ClusteringRange {
+            start: bound(&rt.range.start),
+            end: bound(&rt.range.end),
+        },
+        tombstone: rt.tombstone,
     }
 }
 

@@ -135,12 +135,9 @@ pub fn read_partition(
     let compactor = Compactor::new(versions, cmd, now_secs);
     let static_row = merge_static(versions).and_then(|row| compactor.live_row(&row, None));
     let mut rows = Vec::new();
-    let ranges: Box<dyn Iterator<Item = &ClusteringRange>> = if cmd.reversed {
-        Box::new(cmd.ranges.iter().rev())
-    } else {
-        Box::new(cmd.ranges.iter())
-    };
-    for range in ranges {
+    let count = cmd.ranges.len();
+    for i in 0..count {
+        let range = &cmd.ranges[if cmd.reversed { count - 1 - i } else { i }];
         if rows.len() >= cmd.row_limit {
             break;
         }
@@ -167,6 +164,19 @@ fn read_range(
         return;
     };
     let reversed = compactor.cmd.reversed;
+    if let [single] = versions {
+        // One source (a table with only its active memtable): its rows are
+        // already one version each, in order; nothing to merge.
+        let rows = single
+            .rows
+            .range::<[u8], _>((as_slice(&bounds.0), as_slice(&bounds.1)));
+        if reversed {
+            push_live_rows(rows.rev(), compactor, out);
+        } else {
+            push_live_rows(rows, compactor, out);
+        }
+        return;
+    }
     let sources = versions
         .iter()
         .map(|p| rows_in(&p.rows, &bounds, reversed))
@@ -177,6 +187,22 @@ fn read_range(
         }
         let row = merge_versions(&rows);
         if let Some(live) = compactor.live_row(&row, Some(clustering)) {
+            out.push((clustering.clone(), live));
+        }
+    }
+}
+
+/// Appends the live rows of one source's `rows` to `out`, up to the row limit.
+fn push_live_rows<'a>(
+    rows: impl Iterator<Item = (&'a Bytes, &'a Row)>,
+    compactor: &Compactor<'_>,
+    out: &mut Vec<(Bytes, LiveRow)>,
+) {
+    for (clustering, row) in rows {
+        if out.len() >= compactor.cmd.row_limit {
+            return;
+        }
+        if let Some(live) = compactor.live_row(row, Some(clustering)) {
             out.push((clustering.clone(), live));
         }
     }
@@ -222,6 +248,25 @@ fn merge_versions<'a>(rows: &[&'a Row]) -> Cow<'a, Row> {
             }
             Cow::Owned(merged)
         }
+    }
+}
+
+/// Values up to this size are copied out of the source for the reader
+/// rather than shared.
+const COPIED_VALUE_MAX_BYTES: usize = 256;
+
+/// A reader's handle on a stored value. A small value is copied: sharing
+/// it would make the first read of every value allocate the value's shared
+/// reference count (promoting its buffer), and every later read and drop
+/// touch that count in a cache line of its own, which costs more than a
+/// small allocation and a copy of bytes the response copies again from a
+/// hot cache. It also leaves the stored buffer unshared, so a later write of
+/// the same size can reuse it.
+fn read_copy(value: &Bytes) -> Bytes {
+    if value.len() <= COPIED_VALUE_MAX_BYTES {
+        Bytes::copy_from_slice(value)
+    } else {
+        value.clone()
     }
 }
 
@@ -282,7 +327,7 @@ impl<'a> Compactor<'a> {
             }
             live = true;
             if self.cmd.selects(key.column) {
-                let value = value.clone();
+                let value = read_copy(value);
                 let live_cell = LiveCell {
                     timestamp: cell.timestamp,
                     value,

@@ -38,7 +38,9 @@
 
 use std::cmp::Ordering;
 
-use super::cell::{Cell, CellKind, Expiry, Row, RowMarker, Tombstone};
+use bytes::Bytes;
+
+use super::cell::{Cell, CellKey, CellKind, Expiry, Row, RowMarker, Tombstone};
 
 /// Orders two versions of the same cell: `Greater` means `a` wins.
 pub fn compare_cells(a: &Cell, b: &Cell) -> Ordering {
@@ -86,6 +88,105 @@ pub fn max_tombstone(a: Option<Tombstone>, b: Option<Tombstone>) -> Option<Tombs
 /// Merges `other` into `row` keeping the winner of every cell, the winning marker and the
 /// strongest tombstones. Returns the change in [`Row::size_bytes`].
 pub fn merge_row(row: &mut Row, other: &Row) -> isize {
+    merge_row_as(row, other, Keep::Share)
+}
+
+/// How a merge stores the parts of the incoming version it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Share them (`Bytes` clones): both versions are already owned data.
+    Share,
+    /// Copy them into allocations of their own: the incoming version holds
+    /// slices of a request buffer, which the result must not pin.
+    Copy,
+}
+
+impl Keep {
+    pub(crate) fn bytes(self, bytes: &Bytes) -> Bytes {
+        match self {
+            Keep::Share => bytes.clone(),
+            Keep::Copy => Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    pub(crate) fn cell(self, cell: &Cell) -> Cell {
+        let kind = match &cell.kind {
+            CellKind::Live { value, expiry } => CellKind::Live {
+                value: self.bytes(value),
+                expiry: *expiry,
+            },
+            dead @ CellKind::Dead { .. } => dead.clone(),
+        };
+        Cell {
+            timestamp: cell.timestamp,
+            kind,
+        }
+    }
+
+    pub(crate) fn cell_key(self, key: &CellKey) -> CellKey {
+        CellKey {
+            column: key.column,
+            path: key.path.as_ref().map(|p| self.bytes(p)),
+        }
+    }
+
+    pub(crate) fn row(self, row: &Row) -> Row {
+        if self == Keep::Share {
+            return row.clone();
+        }
+        Row {
+            marker: row.marker,
+            deletion: row.deletion,
+            cells: row
+                .cells
+                .iter()
+                .map(|(key, cell)| (self.cell_key(key), self.cell(cell)))
+                .collect(),
+            complex_deletions: row.complex_deletions.clone(),
+        }
+    }
+
+    /// Overwrites `slot` with the winning `cell`. Copying into a slot whose
+    /// value buffer nobody else holds and that has exactly the new value's
+    /// length reuses the buffer: an overwrite of a fixed-size value then
+    /// allocates and frees nothing.
+    fn overwrite(self, slot: &mut Cell, cell: &Cell) {
+        if self == Keep::Copy {
+            if let (CellKind::Live { value: old, .. }, CellKind::Live { value, expiry }) =
+                (&mut slot.kind, &cell.kind)
+            {
+                if let Some(value) = refill(old, value) {
+                    slot.timestamp = cell.timestamp;
+                    slot.kind = CellKind::Live {
+                        value,
+                        expiry: *expiry,
+                    };
+                    return;
+                }
+            }
+        }
+        *slot = self.cell(cell);
+    }
+}
+
+/// `buffer`'s allocation refilled with `bytes`, if nobody else holds it and
+/// its capacity is exactly `bytes.len()` (so freezing it allocates nothing).
+/// Leaves `buffer` empty when it returns `Some`, and maybe when not.
+fn refill(buffer: &mut Bytes, bytes: &[u8]) -> Option<Bytes> {
+    if buffer.len() != bytes.len() {
+        return None;
+    }
+    let mut owned = std::mem::take(buffer).try_into_mut().ok()?;
+    if owned.capacity() != bytes.len() {
+        return None;
+    }
+    owned.clear();
+    owned.extend_from_slice(bytes);
+    Some(owned.freeze())
+}
+
+/// [`merge_row`], storing what it keeps from `other` as `keep` says.
+pub(crate) fn merge_row_as(row: &mut Row, other: &Row, keep: Keep) -> isize {
     let mut delta: isize = 0;
     row.marker = match (row.marker, other.marker) {
         (Some(a), Some(b)) if compare_markers(&b, &a) == Ordering::Greater => Some(b),
@@ -101,13 +202,13 @@ pub fn merge_row(row: &mut Row, other: &Row) -> isize {
         *slot = (*slot).max(*tombstone);
     }
     for (key, cell) in &other.cells {
-        delta += merge_cell(row, key, cell);
+        delta += merge_cell(row, key, cell, keep);
     }
     delta
 }
 
 /// Merges one cell into `row`; returns the size change.
-fn merge_cell(row: &mut Row, key: &super::CellKey, cell: &Cell) -> isize {
+fn merge_cell(row: &mut Row, key: &CellKey, cell: &Cell, keep: Keep) -> isize {
     let new_size = size_isize(cell.size_bytes());
     match row.cells.get_mut(key) {
         Some(existing) => {
@@ -115,11 +216,11 @@ fn merge_cell(row: &mut Row, key: &super::CellKey, cell: &Cell) -> isize {
                 return 0;
             }
             let old_size = size_isize(existing.size_bytes());
-            *existing = cell.clone();
+            keep.overwrite(existing, cell);
             new_size - old_size
         }
         None => {
-            row.cells.insert(key.clone(), cell.clone());
+            row.cells.insert(keep.cell_key(key), keep.cell(cell));
             new_size + size_isize(key.size_bytes())
         }
     }
