@@ -197,7 +197,16 @@ impl StorageProxy {
             let slice = slice.clone();
             async move {
                 let part = scheduler::smp::submit_to(shard, move || async move {
-                    local::scan(table, &range, &slice, partition_limit, now_secs).await
+                    // Boxed: a scan's state (a cursor per SSTable) would
+                    // otherwise grow every request's future.
+                    Box::pin(local::scan(
+                        table,
+                        &range,
+                        &slice,
+                        partition_limit,
+                        now_secs,
+                    ))
+                    .await
                 })
                 .await;
                 flatten(shard, part)

@@ -750,7 +750,9 @@ impl Table {
             for sstable in unread {
                 seen.insert(sstable.generation());
                 self.update_stats(|s| s.sstable_reads += 1);
-                match sstable.read_partition_slice(key, cmd).await {
+                // Boxed: the SSTable read's state would otherwise sit in every
+                // read's future, memtable-only ones included.
+                match Box::pin(sstable.read_partition_slice(key, cmd)).await {
                     Ok(Some(partition)) => from_disk.push(partition),
                     Ok(None) => {}
                     Err(e) => return Err(self.read_error(&sstable, &e)),

@@ -351,8 +351,8 @@ impl DataSource<'_> {
             DataSource::Proxy(proxy) => Ok(proxy
                 .read_partition(table.id, key.clone(), slice, now_secs)
                 .await?),
-            DataSource::Local(t) => t
-                .read_partition(key, &slice, now_secs)
+            // Boxed: virtual tables are rare and their futures large.
+            DataSource::Local(t) => Box::pin(t.read_partition(key, &slice, now_secs))
                 .await
                 .map_err(|e| CqlError::Server(e.to_string())),
         }
@@ -369,8 +369,7 @@ impl DataSource<'_> {
             DataSource::Proxy(proxy) => Ok(proxy
                 .scan(table.id, range.clone(), slice, SCAN_PARTITIONS, now_secs)
                 .await?),
-            DataSource::Local(t) => t
-                .scan(range, &slice, SCAN_PARTITIONS, now_secs)
+            DataSource::Local(t) => Box::pin(t.scan(range, &slice, SCAN_PARTITIONS, now_secs))
                 .await
                 .map_err(|e| CqlError::Server(e.to_string())),
         }
