@@ -119,6 +119,8 @@ struct Families {
     commitlog: IntCounterVec,
     storage: IntCounterVec,
     sstables: IntGaugeVec,
+    chunk_cache: IntCounterVec,
+    chunk_cache_bytes: IntGaugeVec,
     io_queue: io_queue::IoQueueCollector,
 }
 
@@ -221,6 +223,17 @@ impl MetricsRegistry {
                 &["shard", "what"],
             ),
             sstables: gauge_vec(r, "sstables", "Live SSTables"),
+            chunk_cache: counter_vec(
+                r,
+                "chunk_cache_total",
+                "SSTable chunk cache: hits, misses (chunks read from disk), evictions",
+                &["shard", "what"],
+            ),
+            chunk_cache_bytes: gauge_vec(
+                r,
+                "chunk_cache_bytes",
+                "Bytes of decompressed SSTable chunks held in the cache",
+            ),
             proxy_requests: counter_vec(
                 r,
                 "storage_proxy_requests_total",
@@ -291,6 +304,8 @@ struct ShardChildren {
     commitlog: [IntCounter; COMMITLOG_SERIES.len()],
     storage: [IntCounter; STORAGE_SERIES.len()],
     sstables: IntGauge,
+    chunk_cache: [IntCounter; 3],
+    chunk_cache_bytes: IntGauge,
     io_queue: io_queue::IoQueueSlot,
 }
 
@@ -339,6 +354,9 @@ impl ShardChildren {
             commitlog: COMMITLOG_SERIES.map(|what| labelled(&families.commitlog, what)),
             storage: STORAGE_SERIES.map(|what| labelled(&families.storage, what)),
             sstables: families.sstables.with_label_values(&[shard]),
+            chunk_cache: ["hits", "misses", "evictions"]
+                .map(|what| labelled(&families.chunk_cache, what)),
+            chunk_cache_bytes: families.chunk_cache_bytes.with_label_values(&[shard]),
             io_queue: families.io_queue.slot(shard),
             shard: shard.to_owned(),
         }
@@ -443,6 +461,17 @@ impl ShardMetrics {
             .io_queue
             .lock()
             .expect("metrics lock is never poisoned") = stats;
+    }
+
+    /// Brings the chunk cache counters (hits, misses, evictions) up to the
+    /// shard's running totals and sets the bytes it holds.
+    pub fn set_chunk_cache(&self, totals: [u64; 3], held_bytes: u64) {
+        for (counter, total) in self.children.chunk_cache.iter().zip(totals) {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.children
+            .chunk_cache_bytes
+            .set(i64::try_from(held_bytes).unwrap_or(i64::MAX));
     }
 
     /// Brings the storage proxy counters up to the shard's running totals.

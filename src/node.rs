@@ -254,6 +254,11 @@ async fn open_storage(shard: usize, shared: &NodeShared) -> anyhow::Result<()> {
         memtable_limit_bytes: memtable_limit_per_shard(config, shared.shard_count),
     };
     let limit = storage.memtable_limit_bytes;
+    if let Some(mb) = config.chunk_cache_size_in_mb {
+        let per_shard = (mb << 20) / shared.shard_count.max(1) as u64;
+        storage::sstable::ChunkCache::shard()
+            .set_capacity_bytes(usize::try_from(per_shard).unwrap_or(usize::MAX));
+    }
     let report = local::open_storage(storage)
         .await
         .with_context(|| format!("open tables in {}", shared.data_dir.display()))?;
@@ -423,6 +428,11 @@ fn refresh_gauges(metrics: &ShardMetrics) {
             flush.write_stalls,
         ],
         local::sstable_count(),
+    );
+    let cache = storage::sstable::ChunkCache::shard().stats();
+    metrics.set_chunk_cache(
+        [cache.hits, cache.misses, cache.evictions],
+        cache.held_bytes,
     );
     let proxy = local::proxy_stats();
     metrics.set_proxy_requests(proxy.local_requests, proxy.forwarded_requests);
