@@ -76,7 +76,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         "commitlog batch: process CPU {:.2} s ({:.0} % of one core); IO scheduler {}",
         crate::workload::process_cpu_secs() - cpu_before,
         100.0 * (crate::workload::process_cpu_secs() - cpu_before) / elapsed.as_secs_f64(),
-        if options.io.io_scheduler { "on" } else { "bypassed" },
+        if options.io.io_scheduler {
+            "on"
+        } else {
+            "bypassed"
+        },
     );
     Ok(())
 }
@@ -92,7 +96,10 @@ async fn append_all(log: &Rc<Commitlog>, options: &Options) -> anyhow::Result<To
             let min = options.min_entry_bytes;
             scheduler::spawn_in(scheduler::Group::Statement, async move {
                 let payload = vec![0x5Au8; min + span as usize];
-                let mut totals = Totals { bytes: 0, appends: 0 };
+                let mut totals = Totals {
+                    bytes: 0,
+                    appends: 0,
+                };
                 let mut n = appender << 32;
                 while totals.bytes < per_appender {
                     let len = min + (mix(n) % span) as usize;
@@ -109,7 +116,10 @@ async fn append_all(log: &Rc<Commitlog>, options: &Options) -> anyhow::Result<To
             })
         })
         .collect();
-    let mut sum = Totals { bytes: 0, appends: 0 };
+    let mut sum = Totals {
+        bytes: 0,
+        appends: 0,
+    };
     for task in tasks {
         let totals = task.await?;
         sum.bytes += totals.bytes;

@@ -18,8 +18,8 @@ use cluster::local;
 use storage::commitlog::SyncMode;
 
 use crate::workload::{
-    compaction_options, fresh_dir, key, on_shard, process_cpu_secs, schema, settle, table_def, user_bytes, value,
-    EngineSetup,
+    compaction_options, fresh_dir, key, on_shard, process_cpu_secs, schema, settle, table_def,
+    user_bytes, value, EngineSetup,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -63,7 +63,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     fresh_dir(&options.dir)?;
     let opts = options.clone();
     let report = on_shard(move || async move {
-        let def = table_def("kv", compaction_options("SizeTieredCompactionStrategy", &[]));
+        let def = table_def(
+            "kv",
+            compaction_options("SizeTieredCompactionStrategy", &[]),
+        );
         let table = def.id;
         let setup = EngineSetup {
             dir: opts.dir.clone(),

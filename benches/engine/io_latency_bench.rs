@@ -23,8 +23,8 @@ use hdrhistogram::Histogram;
 use storage::model::{SliceQuery, TableId};
 
 use crate::workload::{
-    compaction_options, configure_io, decorated_key, fresh_dir, mb_per_sec, mix, on_shard, schema,
-    table_def, user_bytes, EngineSetup, IoArgs,
+    compaction_options, configure_io, decorated_key, fresh_dir, mb_per_sec, mix, on_shard,
+    process_cpu_secs, schema, table_def, user_bytes, EngineSetup, IoArgs,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -56,7 +56,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let report = on_shard(move || async move { phases(&opts).await })?;
     println!(
         "io-latency: scheduler {} load {} MiB per table, reads {}/s",
-        if options.io.io_scheduler { "on" } else { "bypassed" },
+        if options.io.io_scheduler {
+            "on"
+        } else {
+            "bypassed"
+        },
         options.load_mib,
         options.read_rate
     );
@@ -79,8 +83,15 @@ async fn phases(options: &Options) -> anyhow::Result<String> {
     let keys = (options.load_mib << 20) / user_bytes(options.value_bytes);
     let now_us = scheduler::clock::now_micros();
     for table in [a, b] {
-        crate::workload::insert(table, 0, keys, options.value_bytes, 4, Rc::new(move |_| now_us))
-            .await?;
+        crate::workload::insert(
+            table,
+            0,
+            keys,
+            options.value_bytes,
+            4,
+            Rc::new(move |_| now_us),
+        )
+        .await?;
     }
     local::flush_all().await?;
     let mut out = format!(
@@ -88,10 +99,15 @@ async fn phases(options: &Options) -> anyhow::Result<String> {
         local::table(a)?.sstable_count(),
         local::table(b)?.sstable_count()
     );
+    let cpu = process_cpu_secs();
     let idle = read_at_rate(a, keys, options.read_rate, Phase::For(options.idle_secs)).await?;
     out += &format!("idle reads:   {}\n", idle.summary());
+    out += &cpu_line(cpu, options.idle_secs as f64);
+    let cpu = process_cpu_secs();
     let (solo_mb_s, solo_secs) = timed_major_compaction(b).await?;
     out += &format!("solo compaction: {solo_mb_s:.1} MB/s read ({solo_secs:.1} s)\n");
+    out += &cpu_line(cpu, solo_secs);
+    let cpu = process_cpu_secs();
     let done = Rc::new(Cell::new(false));
     let compaction = {
         let done = done.clone();
@@ -104,6 +120,7 @@ async fn phases(options: &Options) -> anyhow::Result<String> {
     let during = read_at_rate(a, keys, options.read_rate, Phase::Until(done)).await?;
     let (during_mb_s, during_secs) = compaction.await?;
     out += &format!("during reads: {}\n", during.summary());
+    out += &cpu_line(cpu, during_secs);
     out += &format!(
         "compaction during reads: {during_mb_s:.1} MB/s read ({during_secs:.1} s) = {:.0} % of solo\n",
         100.0 * during_mb_s / solo_mb_s
@@ -114,6 +131,15 @@ async fn phases(options: &Options) -> anyhow::Result<String> {
             / idle.histogram.value_at_quantile(0.99).max(1) as f64
     );
     Ok(out)
+}
+
+/// The process's CPU use since `before` over `secs` of wall time.
+fn cpu_line(before: f64, secs: f64) -> String {
+    let used = process_cpu_secs() - before;
+    format!(
+        "  process CPU {used:.1} s = {:.0} % of one core\n",
+        100.0 * used / secs
+    )
 }
 
 /// Major-compacts `table`; returns the input MB/s and seconds.
@@ -184,18 +210,21 @@ async fn read_at_rate(
         let latencies = latencies.clone();
         let key = decorated_key(mix(i) % keys);
         let now_secs = scheduler::clock::now_secs();
-        tasks.push(scheduler::spawn_in(scheduler::Group::Statement, async move {
-            let result =
-                local::read_partition(table, &key, &SliceQuery::full(), now_secs).await;
-            let mut l = latencies.borrow_mut();
-            match result {
-                Ok(Some(_)) => {}
-                Ok(None) => l.misses += 1,
-                Err(_) => l.errors += 1,
-            }
-            let micros = due.elapsed().as_micros() as u64;
-            let _ = l.histogram.record(micros.max(1));
-        }));
+        tasks.push(scheduler::spawn_in(
+            scheduler::Group::Statement,
+            async move {
+                let result =
+                    local::read_partition(table, &key, &SliceQuery::full(), now_secs).await;
+                let mut l = latencies.borrow_mut();
+                match result {
+                    Ok(Some(_)) => {}
+                    Ok(None) => l.misses += 1,
+                    Err(_) => l.errors += 1,
+                }
+                let micros = due.elapsed().as_micros() as u64;
+                let _ = l.histogram.record(micros.max(1));
+            },
+        ));
     }
     for task in tasks {
         task.await;

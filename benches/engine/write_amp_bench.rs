@@ -52,7 +52,10 @@ fn compaction_map(options: &Options) -> storage::schema::OptionMap {
         Strategy::SizeTiered => compaction_options("SizeTieredCompactionStrategy", &[]),
         Strategy::Leveled => compaction_options(
             "LeveledCompactionStrategy",
-            &[("sstable_size_in_mb", &options.leveled_sstable_mib.to_string())],
+            &[(
+                "sstable_size_in_mb",
+                &options.leveled_sstable_mib.to_string(),
+            )],
         ),
         Strategy::TimeWindow => compaction_options(
             "TimeWindowCompactionStrategy",
