@@ -107,7 +107,7 @@ async fn append_all(log: &Rc<Commitlog>, options: &Options) -> anyhow::Result<To
                     totals.bytes += len as u64;
                     totals.appends += 1;
                     n += 1;
-                    if totals.appends % 64 == 0 {
+                    if totals.appends.is_multiple_of(64) {
                         // What flushes do: release the segments behind.
                         log.discard_before(log.current_segment_start());
                     }
