@@ -71,6 +71,9 @@ pub enum CommitlogSync {
     Batch,
 }
 
+/// Largest shares an `io_shares_*` key takes.
+const MAX_IO_SHARES: u32 = 10_000;
+
 /// Every setting of a node. Field docs are in `conf/tessera.yaml`, which ships every key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,6 +108,13 @@ pub struct Config {
     pub memtable_total_space_in_mb: Option<u64>,
     pub chunk_cache_size_in_mb: Option<u64>,
     pub io_properties_file: Option<PathBuf>,
+    pub io_scheduler: bool,
+    pub io_shares_query: Option<u32>,
+    pub io_shares_commitlog: Option<u32>,
+    pub io_shares_flush: Option<u32>,
+    pub io_shares_compaction: Option<u32>,
+    pub io_shares_streaming: Option<u32>,
+    pub io_shares_maintenance: Option<u32>,
     pub compaction_strategy: String,
     pub compaction_throughput_mb_per_sec: u64,
     pub read_request_timeout_in_ms: u64,
@@ -153,6 +163,13 @@ impl Default for Config {
             memtable_total_space_in_mb: None,
             chunk_cache_size_in_mb: None,
             io_properties_file: None,
+            io_scheduler: true,
+            io_shares_query: None,
+            io_shares_commitlog: None,
+            io_shares_flush: None,
+            io_shares_compaction: None,
+            io_shares_streaming: None,
+            io_shares_maintenance: None,
             compaction_strategy: "SizeTieredCompactionStrategy".into(),
             compaction_throughput_mb_per_sec: 0,
             read_request_timeout_in_ms: 5_000,
@@ -201,6 +218,18 @@ impl Config {
     }
 
     /// Checks the rules that span keys or ranges serde cannot express.
+    /// The `io_shares_*` keys, in `scheduler::IoClass::ALL` order.
+    pub fn io_shares(&self) -> [(&'static str, Option<u32>); 6] {
+        [
+            ("io_shares_query", self.io_shares_query),
+            ("io_shares_commitlog", self.io_shares_commitlog),
+            ("io_shares_flush", self.io_shares_flush),
+            ("io_shares_compaction", self.io_shares_compaction),
+            ("io_shares_streaming", self.io_shares_streaming),
+            ("io_shares_maintenance", self.io_shares_maintenance),
+        ]
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason: &str| {
             Err(ConfigError::Invalid {
@@ -216,6 +245,11 @@ impl Config {
         }
         if self.smp == Some(0) {
             return invalid("smp", "must be at least 1");
+        }
+        for (key, shares) in self.io_shares() {
+            if shares.is_some_and(|s| s == 0 || s > MAX_IO_SHARES) {
+                return invalid(key, "must be in 1..=10000");
+            }
         }
         if !(self.memtable_space_fraction > 0.0 && self.memtable_space_fraction <= 1.0) {
             return invalid("memtable_space_fraction", "must be in (0, 1]");
@@ -696,6 +730,21 @@ mod tests {
         assert_eq!(config.commitlog_sync, CommitlogSync::Batch);
         assert_eq!(config.memtable_space_fraction, 0.5);
         assert_eq!(config.effective_broadcast_address(), "10.0.0.1");
+    }
+
+    #[test]
+    fn io_scheduler_keys() {
+        let config = Config::load(
+            None,
+            &overrides(&[("io_scheduler", "false"), ("io_shares_compaction", "50")]),
+        )
+        .expect("valid");
+        assert!(!config.io_scheduler);
+        assert_eq!(config.io_shares()[3], ("io_shares_compaction", Some(50)));
+        assert_eq!(config.io_shares()[0], ("io_shares_query", None));
+        let error =
+            Config::load(None, &overrides(&[("io_shares_query", "0")])).expect_err("zero shares");
+        assert!(error.to_string().contains("io_shares_query"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use scheduler::ioqueue::{self, DiskProperties, IoConfig, IoProperties};
+use scheduler::ioqueue::{self, DiskProperties, IoClass, IoConfig, IoProperties};
 use scheduler::iotune::{self, IoTuneOptions};
 
 use crate::config::Config;
@@ -56,6 +56,15 @@ pub fn io_tune(config: &Config, output: &Path, duration: Duration) -> anyhow::Re
 /// conservative defaults (and says so). Call before the shards start.
 pub fn configure_io_scheduler(config: &Config) -> anyhow::Result<()> {
     let mut io_config = IoConfig::default();
+    for ((_, shares), class) in config.io_shares().into_iter().zip(IoClass::ALL) {
+        if let Some(shares) = shares {
+            io_config.shares[class.index()] = shares;
+        }
+    }
+    io_config.scheduling = config.io_scheduler;
+    if !config.io_scheduler {
+        tracing::warn!("io_scheduler is off: every IO goes straight to the disk, unscheduled");
+    }
     match &config.io_properties_file {
         Some(path) => {
             let properties = IoProperties::load(path)?;
