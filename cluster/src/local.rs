@@ -610,12 +610,7 @@ pub enum TruncateError {
 /// memtables passed their limit and none is running.
 pub fn maybe_flush() {
     let shard = local();
-    let Some(limit) = shard
-        .storage
-        .borrow()
-        .as_ref()
-        .map(|c| c.memtable_limit_bytes)
-    else {
+    let Some(limit) = memtable_limit() else {
         return;
     };
     if shard.flushing.get() || active_memtable_bytes() < limit {
@@ -636,6 +631,15 @@ pub fn maybe_flush() {
     });
 }
 
+/// The shard's memtable limit (`None`: memory-only tables, never flushed).
+fn memtable_limit() -> Option<usize> {
+    local()
+        .storage
+        .borrow()
+        .as_ref()
+        .map(|c| c.memtable_limit_bytes)
+}
+
 fn active_memtable_bytes() -> usize {
     with_db(|db| db.tables().map(|t| t.active_memory_bytes()).sum())
 }
@@ -644,12 +648,7 @@ fn active_memtable_bytes() -> usize {
 /// than twice their limit: the flushes cannot keep up, so writers are held
 /// back until they do. Never fails.
 pub async fn wait_for_memtable_room() {
-    let Some(limit) = local()
-        .storage
-        .borrow()
-        .as_ref()
-        .map(|c| c.memtable_limit_bytes)
-    else {
+    let Some(limit) = memtable_limit() else {
         return;
     };
     let mut stalled = false;

@@ -479,7 +479,7 @@ impl Table {
                         Some(sstable) => {
                             // Truncated or dropped while it was written.
                             let _ = sstable.close().await;
-                            delete_sstable_files(&storage.dir, meta.generation).await?;
+                            delete_sstable_files(self.id, &storage.dir, &[meta.generation]).await?;
                         }
                     }
                 }
@@ -553,12 +553,7 @@ impl Table {
     /// and of the job the strategy would pick next (the IO scheduler's controller
     /// raises compaction's shares with it).
     pub fn compaction_backlog_bytes(&self) -> u64 {
-        let state = self.state.borrow();
-        let (compacting, free): (Vec<SstableInfo>, Vec<SstableInfo>) = state
-            .sstables
-            .iter()
-            .map(|s| SstableInfo::of(s))
-            .partition(|info| state.compacting.contains(&info.generation));
+        let (compacting, free) = self.sstable_infos();
         let running: u64 = compacting.iter().map(|i| i.stats.data_bytes).sum();
         let now = now_secs();
         let settings = self.settings.borrow();
@@ -575,15 +570,20 @@ impl Table {
         running + next
     }
 
-    /// Picks a job among the SSTables not being compacted and marks its inputs.
-    fn pick_job(&self, major: bool, now: i32) -> Option<CompactionJob> {
-        self.storage.as_ref()?;
-        let mut state = self.state.borrow_mut();
-        let (compacting, free): (Vec<SstableInfo>, Vec<SstableInfo>) = state
+    /// What the strategy knows of the live SSTables: those being compacted, and the rest.
+    fn sstable_infos(&self) -> (Vec<SstableInfo>, Vec<SstableInfo>) {
+        let state = self.state.borrow();
+        state
             .sstables
             .iter()
             .map(|s| SstableInfo::of(s))
-            .partition(|info| state.compacting.contains(&info.generation));
+            .partition(|info| state.compacting.contains(&info.generation))
+    }
+
+    /// Picks a job among the SSTables not being compacted and marks its inputs.
+    fn pick_job(&self, major: bool, now: i32) -> Option<CompactionJob> {
+        self.storage.as_ref()?;
+        let (compacting, free) = self.sstable_infos();
         let settings = self.settings.borrow();
         let job = if major {
             settings.compaction.major(&free)
@@ -591,7 +591,10 @@ impl Table {
             let gc_before = now.saturating_sub(settings.gc_grace_seconds.max(0));
             settings.compaction.pick(&free, &compacting, now, gc_before)
         }?;
-        state.compacting.extend(job.inputs.iter().copied());
+        self.state
+            .borrow_mut()
+            .compacting
+            .extend(job.inputs.iter().copied());
         Some(job)
     }
 
@@ -706,9 +709,9 @@ impl Table {
         committed.finish().await.map_err(error)?;
         if let Some(outputs) = discarded {
             // Truncated or dropped while it ran: the outputs hold deleted data.
-            for sstable in outputs {
-                delete_sstable_files(&storage.dir, sstable.generation()).await?;
-            }
+            let generations: Vec<u64> = outputs.iter().map(|s| s.generation()).collect();
+            drop(outputs);
+            delete_sstable_files(self.id, &storage.dir, &generations).await?;
         }
         let bytes_out = outputs.iter().map(|m| m.stats.data_bytes).sum();
         Ok((bytes_in, bytes_out))
@@ -893,10 +896,8 @@ impl Table {
         let Some(storage) = &self.storage else {
             return Ok(());
         };
-        for sstable in sstables {
-            delete_sstable_files(&storage.dir, sstable.generation()).await?;
-        }
-        Ok(())
+        let generations: Vec<u64> = sstables.iter().map(|s| s.generation()).collect();
+        delete_sstable_files(self.id, &storage.dir, &generations).await
     }
 
     /// Approximate memory held by the active and sealed memtables, bytes.
@@ -992,31 +993,16 @@ fn parse_component_name(name: &str) -> Option<(u64, Component)> {
     Some((generation, component))
 }
 
-/// Deletes an SSTable's files, TOC first, then syncs the directory.
-pub async fn delete_sstable_files(dir: &Path, generation: u64) -> Result<(), StorageError> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| StorageError::Io {
-            op,
-            path,
-            message: e.to_string(),
-        }
-    };
-    let toc = Component::Toc.path(dir, generation);
-    let remove = |path: PathBuf| async move {
-        match scheduler::io::remove_file(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &path)(e)),
-            _ => Ok(()),
-        }
-    };
-    remove(toc).await?;
-    scheduler::io::sync_directory(dir)
+/// Deletes SSTables' files (every TOC first, durably, then the rest).
+async fn delete_sstable_files(
+    table: TableId,
+    dir: &Path,
+    generations: &[u64],
+) -> Result<(), StorageError> {
+    compaction::delete_sstables(dir, generations)
         .await
-        .map_err(io("sync directory", dir))?;
-    for component in Component::LISTED {
-        remove(component.path(dir, generation)).await?;
-    }
-    Ok(())
+        .map(drop)
+        .map_err(|e| StorageError::compaction(table, &e))
 }
 
 /// Moves an SSTable's files to `dir/quarantine/`.

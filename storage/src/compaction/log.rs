@@ -389,7 +389,8 @@ async fn remove_log(dir: &Path, log: LogWriter) -> Result<(), CompactionError> {
 }
 
 /// Deletes every file of the given SSTable generations in `dir` (TOC first, so an
-/// SSTable is incomplete from the first removal on), then syncs the directory.
+/// SSTable is incomplete from the first removal on; the directory is synced after the
+/// TOCs go and again at the end).
 /// Generations with no files left are skipped. Returns the files removed.
 pub async fn delete_sstables(
     dir: &Path,
@@ -401,24 +402,31 @@ pub async fn delete_sstables(
     let entries = io::list_directory(dir)
         .await
         .map_err(io_error("list", dir))?;
+    let files: Vec<&io::DirEntry> = entries
+        .iter()
+        .filter(|e| {
+            generations
+                .iter()
+                .any(|g| e.name.starts_with(&format!("tsr-{g}-")))
+        })
+        .collect();
+    // Every TOC goes first, durably: a crash later leaves incomplete SSTables
+    // (removed at start), never a TOC naming missing components.
+    let (tocs, rest): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|e| e.name.ends_with("-TOC.txt"));
     let mut removed = Vec::new();
-    for &generation in generations {
-        let prefix = format!("tsr-{generation}-");
-        let mut files: Vec<&io::DirEntry> = entries
-            .iter()
-            .filter(|e| e.name.starts_with(&prefix))
-            .collect();
-        files.sort_by_key(|e| !e.name.ends_with("-TOC.txt"));
-        for entry in files {
+    for batch in [tocs, rest] {
+        for entry in batch {
             io::remove_file(&entry.path)
                 .await
                 .map_err(io_error("remove", &entry.path))?;
             removed.push(entry.path.clone());
         }
+        io::sync_directory(dir)
+            .await
+            .map_err(io_error("sync directory", dir))?;
     }
-    io::sync_directory(dir)
-        .await
-        .map_err(io_error("sync directory", dir))?;
     Ok(removed)
 }
 
