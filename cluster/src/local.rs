@@ -51,9 +51,11 @@ pub struct LocalShard {
     /// A background flush is running.
     flushing: Cell<bool>,
     flush_stats: Cell<FlushStats>,
-    /// Commitlog positions below which writes being logged (not yet in a
-    /// memtable) may lie, with their counts: their segments must stay.
-    writes_in_flight: RefCell<std::collections::BTreeMap<ReplayPosition, usize>>,
+    /// Commitlog segments at or after which writes being logged (not yet in
+    /// a memtable) lie, oldest first, with their counts: those segments must
+    /// stay. Segment ids only grow, so this is a short queue (one entry, or
+    /// two across a segment switch), cheap to touch on every write.
+    writes_in_flight: RefCell<std::collections::VecDeque<(u64, usize)>>,
     /// Tables with a background compaction loop running.
     compacting: RefCell<std::collections::HashSet<TableId>>,
     /// Per-partition locks serializing compare-and-set operations.
@@ -445,40 +447,54 @@ pub async fn log_mutations(
 /// (the write is in no memtable yet, so no table pins it). Drop it once the
 /// write is applied or has failed.
 pub struct WriteInFlight {
-    floor: Option<ReplayPosition>,
+    segment_id: Option<u64>,
 }
 
 impl Drop for WriteInFlight {
     fn drop(&mut self) {
-        let Some(floor) = self.floor else { return };
+        let Some(segment_id) = self.segment_id else {
+            return;
+        };
         let shard = local();
         let mut in_flight = shard.writes_in_flight.borrow_mut();
-        if let Some(count) = in_flight.get_mut(&floor) {
-            *count -= 1;
-            if *count == 0 {
-                in_flight.remove(&floor);
+        if let Some(index) = in_flight.iter().position(|(id, _)| *id == segment_id) {
+            in_flight[index].1 -= 1;
+            if in_flight[index].1 == 0 {
+                in_flight.remove(index);
             }
         }
     }
 }
 
-/// Starts a write: every append it makes from now on lands at or after the
-/// returned guard's floor, which keeps those segments until it is dropped.
+/// Starts a write: every append it makes from now on lands in the segment
+/// being written now or a later one, which stay until the guard is dropped.
 pub fn begin_write() -> WriteInFlight {
     let shard = local();
-    let floor = shard
+    let segment_id = shard
         .commitlog
         .borrow()
         .as_ref()
-        .map(|log| log.next_position());
-    if let Some(floor) = floor {
-        *shard
-            .writes_in_flight
-            .borrow_mut()
-            .entry(floor)
-            .or_default() += 1;
+        .map(|log| log.current_segment_start().segment_id);
+    if let Some(segment_id) = segment_id {
+        let mut in_flight = shard.writes_in_flight.borrow_mut();
+        match in_flight.back_mut() {
+            Some((newest, count)) if *newest == segment_id => *count += 1,
+            _ => {
+                debug_assert!(in_flight.back().is_none_or(|(id, _)| *id < segment_id));
+                in_flight.push_back((segment_id, 1));
+            }
+        }
     }
-    WriteInFlight { floor }
+    WriteInFlight { segment_id }
+}
+
+/// The start of the oldest segment a write in flight may lie in.
+fn oldest_write_in_flight() -> Option<ReplayPosition> {
+    let oldest = local().writes_in_flight.borrow().front().map(|(id, _)| *id);
+    oldest.map(|segment_id| ReplayPosition {
+        segment_id,
+        offset: 0,
+    })
 }
 
 /// The position before which every logged write of this shard is in a
@@ -486,10 +502,8 @@ pub fn begin_write() -> WriteInFlight {
 /// its apply, or else the position the next append gets. A table records
 /// it when it seals a memtable.
 fn replay_floor() -> Option<ReplayPosition> {
-    let shard = local();
-    let in_flight = shard.writes_in_flight.borrow().keys().next().copied();
-    in_flight.or_else(|| {
-        shard
+    oldest_write_in_flight().or_else(|| {
+        local()
             .commitlog
             .borrow()
             .as_ref()
@@ -797,7 +811,7 @@ fn discard_flushed_segments() {
     let Some(log) = local().commitlog.borrow().clone() else {
         return;
     };
-    let in_flight = local().writes_in_flight.borrow().keys().next().copied();
+    let in_flight = oldest_write_in_flight();
     let before = with_db(|db| db.min_dirty_position())
         .into_iter()
         .chain(in_flight)

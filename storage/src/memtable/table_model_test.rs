@@ -287,7 +287,7 @@ fn row() -> impl Strategy<Value = Row> {
         .prop_map(|(marker, deletion, cells, complex)| Row {
             marker,
             deletion,
-            cells,
+            cells: cells.into_iter().collect(),
             complex_deletions: complex.map(|t| (COLLECTION, t)).into_iter().collect(),
         })
 }

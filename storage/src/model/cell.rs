@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::sorted_map::SortedMap;
 use super::ColumnId;
 
 /// A deletion: shadows everything written at or before `timestamp`.
@@ -193,7 +194,7 @@ pub struct Row {
     /// Row tombstone (DELETE of the whole row).
     pub deletion: Option<Tombstone>,
     /// Cells by column and element path.
-    pub cells: BTreeMap<CellKey, Cell>,
+    pub cells: SortedMap<CellKey, Cell>,
     /// Collection tombstones: deletes every cell of the column written at or before the
     /// tombstone's timestamp (collection overwrite or deletion).
     pub complex_deletions: BTreeMap<ColumnId, Tombstone>,

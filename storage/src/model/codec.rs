@@ -568,7 +568,7 @@ mod tests {
             |(marker, deletion, cells, complex_deletions)| Row {
                 marker,
                 deletion,
-                cells,
+                cells: cells.into_iter().collect(),
                 complex_deletions,
             },
         )

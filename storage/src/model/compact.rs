@@ -81,7 +81,7 @@ impl Partition {
         if let Some(row) = &mut self.static_row {
             compact_row(row, partition_deletion, &purge);
         }
-        if self.static_row.as_ref().is_some_and(Row::is_empty) {
+        if self.static_row.as_deref().is_some_and(Row::is_empty) {
             self.static_row = None;
         }
         let range_tombstones = &self.range_tombstones;
@@ -102,7 +102,11 @@ impl Partition {
     /// The smallest timestamp of any cell, marker or tombstone (`None`: nothing at all).
     /// A memtable's version of a partition bounds what a compaction may purge with it.
     pub fn min_timestamp(&self) -> Option<i64> {
-        let rows = self.static_row.iter().chain(self.rows.values());
+        let rows = self
+            .static_row
+            .as_deref()
+            .into_iter()
+            .chain(self.rows.values());
         let row_min = rows
             .flat_map(|row| {
                 let cells = row.cells.values().map(|c| c.timestamp);
@@ -393,7 +397,7 @@ mod tests {
             Bytes::from_static(b"a"),
             Row::with_marker(9, None).cell(1, Cell::live(10, "x")),
         );
-        p.static_row = Some(Row::new().cell(1, Cell::live(11, "s")));
+        p.static_row = Some(Box::new(Row::new().cell(1, Cell::live(11, "s"))));
         let mut c = p.clone();
         c.compact(100, 0, i64::MAX);
         assert!(c.rows.is_empty());

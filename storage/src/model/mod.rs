@@ -13,6 +13,7 @@
 //! - [`reconcile`]: which version wins, what shadows what.
 //! - [`partition`]: one partition's merged writes in one source.
 //! - [`query`]: reading live data out of a partition's versions.
+//! - [`sorted_map`]: the compact sorted map rows and cells live in.
 
 pub mod cell;
 pub mod codec;
@@ -23,6 +24,7 @@ pub mod mutation;
 pub mod partition;
 pub mod query;
 pub mod reconcile;
+pub mod sorted_map;
 
 pub use cell::{Cell, CellKey, CellKind, Expiry, Row, RowMarker, Tombstone};
 pub use codec::{CodecError, LogEntry, MUTATION_FORMAT_VERSION};
@@ -30,6 +32,7 @@ pub use keys::{ClusteringBound, ClusteringRange, DecoratedKey, PartitionRange, R
 pub use mutation::{Mutation, RangeTombstone};
 pub use partition::Partition;
 pub use query::{LiveCell, LiveRow, PartitionResult, SliceQuery};
+pub use sorted_map::SortedMap;
 
 /// A table's identity (schema id).
 pub type TableId = uuid::Uuid;

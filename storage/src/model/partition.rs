@@ -1,14 +1,13 @@
 //! One partition's merged writes: what a memtable holds per key, and the unit the read
 //! path merges across sources.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use super::cell::{Row, Tombstone};
 use super::keys::{ClusteringBound, ClusteringRange};
 use super::mutation::{Mutation, RangeTombstone};
 use super::reconcile::{max_tombstone, merge_row_as, size_isize, Keep};
+use super::sorted_map::SortedMap;
 
 /// All versions of one partition's data held by one source, already reconciled cell by
 /// cell. Shadowed data is kept (reads drop it), so a source is a plain union of writes.
@@ -17,9 +16,9 @@ pub struct Partition {
     /// Partition tombstone.
     pub deletion: Option<Tombstone>,
     /// Static row.
-    pub static_row: Option<Row>,
+    pub static_row: Option<Box<Row>>,
     /// Clustering rows by encoded clustering key.
-    pub rows: BTreeMap<Bytes, Row>,
+    pub rows: SortedMap<Bytes, Row>,
     /// Range tombstones, one per distinct range (the strongest tombstone is kept).
     pub range_tombstones: Vec<RangeTombstone>,
 }
@@ -107,17 +106,17 @@ impl Partition {
     pub fn size_bytes(&self) -> usize {
         content_size(
             self.rows.iter(),
-            self.static_row.as_ref(),
+            self.static_row.as_deref(),
             &self.range_tombstones,
         )
     }
 }
 
-fn merge_into(slot: &mut Option<Row>, row: &Row, keep: Keep) -> isize {
+fn merge_into(slot: &mut Option<Box<Row>>, row: &Row, keep: Keep) -> isize {
     match slot {
         Some(existing) => merge_row_as(existing, row, keep),
         None => {
-            *slot = Some(keep.row(row));
+            *slot = Some(Box::new(keep.row(row)));
             size_isize(row.size_bytes())
         }
     }

@@ -15,8 +15,8 @@
 //! its cells, so `SELECT a` still returns a row whose only live cell is `b` (with `a`
 //! absent), as CQL requires.
 
+use super::sorted_map::SortedMap;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -169,7 +169,7 @@ fn read_range(
         // already one version each, in order; nothing to merge.
         let rows = single
             .rows
-            .range::<[u8], _>((as_slice(&bounds.0), as_slice(&bounds.1)));
+            .range::<[u8]>((as_slice(&bounds.0), as_slice(&bounds.1)));
         if reversed {
             push_live_rows(rows.rev(), compactor, out);
         } else {
@@ -209,11 +209,11 @@ fn push_live_rows<'a>(
 }
 
 fn rows_in<'a>(
-    rows: &'a BTreeMap<Bytes, Row>,
+    rows: &'a SortedMap<Bytes, Row>,
     bounds: &(Bound<Bytes>, Bound<Bytes>),
     reversed: bool,
 ) -> SortedSource<'a, Bytes, Row> {
-    let range = rows.range::<[u8], _>((as_slice(&bounds.0), as_slice(&bounds.1)));
+    let range = rows.range::<[u8]>((as_slice(&bounds.0), as_slice(&bounds.1)));
     if reversed {
         Box::new(range.rev())
     } else {
@@ -232,7 +232,7 @@ fn as_slice(bound: &Bound<Bytes>) -> Bound<&[u8]> {
 fn merge_static(versions: &[&Partition]) -> Option<Row> {
     let rows: Vec<&Row> = versions
         .iter()
-        .filter_map(|p| p.static_row.as_ref())
+        .filter_map(|p| p.static_row.as_deref())
         .collect();
     (!rows.is_empty()).then(|| merge_versions(&rows).into_owned())
 }

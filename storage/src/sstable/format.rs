@@ -217,7 +217,7 @@ pub(super) fn encode_partition_header(key: &DecoratedKey, partition: &Partition)
         table: NO_TABLE,
         key: key.clone(),
         partition_deletion: partition.deletion,
-        static_row: partition.static_row.clone(),
+        static_row: partition.static_row.as_deref().cloned(),
         rows: Vec::new(),
         range_tombstones: partition.range_tombstones.clone(),
     };

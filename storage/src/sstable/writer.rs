@@ -363,7 +363,7 @@ fn validate(options: &SstableOptions) -> Result<(), SstableError> {
 
 /// Every timestamp a partition carries (cells, markers, tombstones).
 fn partition_timestamps(p: &Partition) -> impl Iterator<Item = i64> + '_ {
-    let rows = p.static_row.iter().chain(p.rows.values());
+    let rows = p.static_row.as_deref().into_iter().chain(p.rows.values());
     p.deletion
         .iter()
         .map(|t| t.timestamp)
@@ -402,7 +402,7 @@ impl PartitionCounts {
         for t in tombstones {
             counts.add(true, Some(t.deletion_time));
         }
-        for row in p.static_row.iter().chain(p.rows.values()) {
+        for row in p.static_row.as_deref().into_iter().chain(p.rows.values()) {
             counts.add_row(row);
         }
         counts
