@@ -717,13 +717,18 @@ impl Table {
         Ok((bytes_in, bytes_out))
     }
 
-    /// SSTables not in `seen` that may hold `key`.
-    fn unread_sstables_for(&self, key: &DecoratedKey, seen: &HashSet<u64>) -> Vec<Rc<Sstable>> {
+    /// SSTables not in `seen` that may hold data of `key` in `slice`.
+    fn unread_sstables_for(
+        &self,
+        key: &DecoratedKey,
+        slice: &SliceQuery,
+        seen: &HashSet<u64>,
+    ) -> Vec<Rc<Sstable>> {
         self.state
             .borrow()
             .sstables
             .iter()
-            .filter(|s| !seen.contains(&s.generation()) && may_hold(s, key))
+            .filter(|s| !seen.contains(&s.generation()) && may_hold(s, key, slice))
             .cloned()
             .collect()
     }
@@ -738,7 +743,7 @@ impl Table {
         let mut seen = HashSet::new();
         let mut from_disk: Vec<Partition> = Vec::new();
         loop {
-            let unread = self.unread_sstables_for(key, &seen);
+            let unread = self.unread_sstables_for(key, cmd, &seen);
             if unread.is_empty() {
                 let state = self.state.borrow();
                 let versions: Vec<&Partition> = memtables(&state)
@@ -926,14 +931,15 @@ fn memtables(state: &State) -> impl Iterator<Item = &Memtable> {
     std::iter::once(&state.memtable).chain(state.flushing.iter().map(|s| s.memtable.as_ref()))
 }
 
-/// Whether `sstable` may hold `key`: its token range and bloom filter say so.
-fn may_hold(sstable: &Sstable, key: &DecoratedKey) -> bool {
+/// Whether `sstable` may hold data of `key` in `slice`: its token range, its
+/// clustering statistics and its bloom filter say so.
+fn may_hold(sstable: &Sstable, key: &DecoratedKey, slice: &SliceQuery) -> bool {
     let stats = sstable.stats();
     let in_range = match (stats.min_token, stats.max_token) {
         (Some(min), Some(max)) => (min..=max).contains(&key.token),
         _ => false,
     };
-    in_range && sstable.may_contain(key)
+    in_range && sstable.may_intersect(slice) && sstable.may_contain(key)
 }
 
 /// One SSTable's part of a scan: the partitions read ahead of the merge.

@@ -571,3 +571,56 @@ proptest! {
         run(&ops);
     }
 }
+
+/// A point read of a clustering slice opens only the SSTables whose
+/// clustering statistics admit the slice, and every SSTable with a partition
+/// tombstone (which shadows rows wherever they lie).
+#[test]
+fn clustering_statistics_skip_sstables_outside_the_slice() {
+    let dir = crate::test_support::test_dir("table-model-tests", "clustering-skip");
+    crate::test_support::on_shard(move || async move {
+        let storage = TableStorage {
+            dir,
+            shard: 0,
+            shard_count: 1,
+        };
+        let table = Table::open(T, storage, TableSettings::default())
+            .await
+            .expect("open")
+            .0;
+        let key = DecoratedKey::new(7, b"k".to_vec());
+        let live = |ts| Row::new().cell(1, Cell::live(ts, "v"));
+        for rows in [[&b"a"[..], b"b"], [b"x", b"y"]] {
+            let mut m = Mutation::new(T, key.clone());
+            for row in rows {
+                m = m.with_row(Bytes::copy_from_slice(row), live(10));
+            }
+            table.apply(&m, None);
+            table.flush().await.expect("flush");
+        }
+        let slice = SliceQuery {
+            ranges: vec![ClusteringRange::prefix(b"x".to_vec())],
+            ..SliceQuery::full()
+        };
+        async fn read(table: &Table, key: &DecoratedKey, slice: &SliceQuery) -> (Vec<Bytes>, u64) {
+            let before = table.stats().sstable_reads;
+            let result = table.read_partition(key, slice, 0).await.expect("read");
+            let rows: Vec<Bytes> = result
+                .map(|r| r.rows.into_iter().map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            (rows, table.stats().sstable_reads - before)
+        }
+        assert_eq!(
+            read(&table, &key, &slice).await,
+            (vec![Bytes::from_static(b"x")], 1)
+        );
+        // A newer partition tombstone in a third SSTable must be read, and
+        // shadows the row.
+        table.apply(
+            &Mutation::partition_delete(T, key.clone(), Tombstone::new(20, 0)),
+            None,
+        );
+        table.flush().await.expect("flush");
+        assert_eq!(read(&table, &key, &slice).await, (vec![], 2));
+    });
+}

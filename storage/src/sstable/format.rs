@@ -9,7 +9,10 @@ use std::path::Path;
 use bytes::Bytes;
 use scheduler::io::{DmaFile, MAX_IO_BYTES};
 
-use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
+use super::clustering::{ClusteringSpan, ClusteringStats};
+use super::{
+    Component, SstableError, SstableStats, OLDEST_READABLE_FORMAT_VERSION, SSTABLE_FORMAT_VERSION,
+};
 use crate::model::codec::decode_rows;
 use crate::model::{DecoratedKey, Mutation, Partition, Row, TableId};
 
@@ -57,7 +60,7 @@ pub(super) fn unframe(component: Component, bytes: &[u8]) -> Result<Reader<'_>, 
         return Err(SstableError::malformed(component, 0, "bad magic or tag"));
     }
     let version = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
-    if version != SSTABLE_FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT_VERSION..=SSTABLE_FORMAT_VERSION).contains(&version) {
         return Err(SstableError::UnsupportedVersion {
             component,
             version,
@@ -66,6 +69,7 @@ pub(super) fn unframe(component: Component, bytes: &[u8]) -> Result<Reader<'_>, 
     }
     Ok(Reader {
         component,
+        version,
         bytes: &bytes[..body_end],
         offset: HEADER_LEN,
     })
@@ -97,6 +101,8 @@ pub(super) fn verify_crc(
 /// A bounds-checked cursor over verified bytes.
 pub(super) struct Reader<'a> {
     component: Component,
+    /// The format version of the component (the current one when unframed).
+    version: u32,
     bytes: &'a [u8],
     offset: usize,
 }
@@ -105,6 +111,7 @@ impl<'a> Reader<'a> {
     pub(super) fn new(component: Component, bytes: &'a [u8]) -> Self {
         Reader {
             component,
+            version: SSTABLE_FORMAT_VERSION,
             bytes,
             offset: 0,
         }
@@ -316,7 +323,7 @@ pub(super) fn decode_clustering_index(
     Ok(blocks)
 }
 
-pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
+pub(super) fn encode_stats(stats: &SstableStats, clustering: &ClusteringStats) -> Vec<u8> {
     let mut out = frame_start(Component::Statistics);
     put_u64(&mut out, stats.partition_count);
     for v in [
@@ -342,7 +349,74 @@ pub(super) fn encode_stats(stats: &SstableStats) -> Vec<u8> {
     let floor = stats.replay_floor.unwrap_or_default();
     put_u64(&mut out, floor.segment_id);
     put_u64(&mut out, floor.offset);
+    encode_clustering(&mut out, clustering);
     frame_end(out)
+}
+
+/// Flags of the clustering statistics (format 4).
+const PARTITION_DELETIONS: u8 = 1;
+const STATIC_ROWS: u8 = 2;
+const SPAN: u8 = 4;
+const SPAN_BOUNDED: u8 = 8;
+
+fn encode_clustering(out: &mut Vec<u8>, clustering: &ClusteringStats) {
+    let mut flags = 0;
+    if clustering.partition_deletions {
+        flags |= PARTITION_DELETIONS;
+    }
+    if clustering.static_rows {
+        flags |= STATIC_ROWS;
+    }
+    if let Some(span) = &clustering.span {
+        flags |= SPAN;
+        if span.max.is_some() {
+            flags |= SPAN_BOUNDED;
+        }
+    }
+    out.push(flags);
+    if let Some(span) = &clustering.span {
+        put_bytes(out, &span.min);
+        if let Some(max) = &span.max {
+            put_bytes(out, max);
+        }
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(
+        out,
+        u32::try_from(bytes.len()).expect("clustering keys are far below 4 GiB"),
+    );
+    out.extend_from_slice(bytes);
+}
+
+fn decode_clustering(r: &mut Reader<'_>) -> Result<ClusteringStats, SstableError> {
+    let flags = r.u8("clustering flags")?;
+    if flags & !(PARTITION_DELETIONS | STATIC_ROWS | SPAN | SPAN_BOUNDED) != 0
+        || (flags & SPAN == 0 && flags & SPAN_BOUNDED != 0)
+    {
+        return Err(SstableError::malformed(
+            Component::Statistics,
+            0,
+            "bad clustering flags",
+        ));
+    }
+    let span = if flags & SPAN != 0 {
+        let min = Bytes::copy_from_slice(r.bytes("clustering min")?);
+        let max = if flags & SPAN_BOUNDED != 0 {
+            Some(Bytes::copy_from_slice(r.bytes("clustering max")?))
+        } else {
+            None
+        };
+        Some(ClusteringSpan { min, max })
+    } else {
+        None
+    };
+    Ok(ClusteringStats {
+        partition_deletions: flags & PARTITION_DELETIONS != 0,
+        static_rows: flags & STATIC_ROWS != 0,
+        span,
+    })
 }
 
 fn optional<T>(present: u8, value: T) -> Result<Option<T>, SstableError> {
@@ -357,7 +431,10 @@ fn optional<T>(present: u8, value: T) -> Result<Option<T>, SstableError> {
     }
 }
 
-pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
+/// The statistics, and the clustering statistics when the format records them (4 on).
+pub(super) fn decode_stats(
+    bytes: &[u8],
+) -> Result<(SstableStats, Option<ClusteringStats>), SstableError> {
     let mut r = unframe(Component::Statistics, bytes)?;
     let partition_count = r.u64("partition count")?;
     let mut opts = [None; 4];
@@ -396,8 +473,13 @@ pub(super) fn decode_stats(bytes: &[u8]) -> Result<SstableStats, SstableError> {
             optional(present, floor)?
         },
     };
+    let clustering = if r.version >= 4 {
+        Some(decode_clustering(&mut r)?)
+    } else {
+        None
+    };
     r.finish()?;
-    Ok(stats)
+    Ok((stats, clustering))
 }
 
 /// Where the compressed chunks of `Data.db` are.

@@ -1,4 +1,4 @@
-//! Tessera's SSTable format (version 3): an immutable, sorted, checksummed file set holding
+//! Tessera's SSTable format (version 4): an immutable, sorted, checksummed file set holding
 //! the partitions of one memtable flush (or, later, of a compaction).
 //!
 //! An SSTable is identified by its directory and a generation number; each component is a
@@ -18,7 +18,9 @@
 //!   index block a lookup reads.
 //! - `Filter.db`: a bloom filter over the partition keys.
 //! - `Statistics.db`: timestamps, token range, partition count, and what compaction
-//!   strategies choose by: level, tombstone drop times and counts, creation time.
+//!   strategies choose by: level, tombstone drop times and counts, creation time; and
+//!   the clustering span (smallest and largest clustering keys) that lets a point read
+//!   of a clustering slice skip the SSTable.
 //! - `TOC.txt`: the component list, written last (after every other component is durable,
 //!   via a temporary name and a rename). An SSTable without a TOC is incomplete.
 //!
@@ -33,6 +35,7 @@
 
 mod bloom;
 mod cache;
+mod clustering;
 mod format;
 mod reader;
 mod writer;
@@ -54,8 +57,13 @@ use crate::model::CodecError;
 /// The SSTable format version this build writes and reads.
 ///
 /// Version 1 (no level or tombstone statistics) was never released; version 2 (each
-/// partition one mutation payload, no clustering index) is refused too.
-pub const SSTABLE_FORMAT_VERSION: u32 = 3;
+/// partition one mutation payload, no clustering index) is refused too. Version 3
+/// (no clustering statistics) is still read; its SSTables are never skipped by a
+/// clustering slice.
+pub const SSTABLE_FORMAT_VERSION: u32 = 4;
+
+/// The oldest format version this build reads.
+pub const OLDEST_READABLE_FORMAT_VERSION: u32 = 3;
 
 /// Tuning of a written SSTable (readers take everything from the files).
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +247,9 @@ pub enum SstableError {
         reason: String,
     },
     /// A component of a format version this build does not read.
-    #[error("sstable {component:?} has format version {version}, this build reads {supported}")]
+    #[error(
+        "sstable {component:?} has format version {version}, this build reads 3 to {supported}"
+    )]
     UnsupportedVersion {
         component: Component,
         version: u32,

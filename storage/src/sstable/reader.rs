@@ -14,12 +14,15 @@ use scheduler::io::DmaFile;
 
 use super::bloom::Bloom;
 use super::cache::{CacheHandle, ChunkCache};
+use super::clustering::ClusteringStats;
 use super::format::{
     decode_clustering_index, decode_index_block, decode_partition_header, decode_row_block,
     decode_stats, decode_summary, read_file, read_span, verify_crc, CompressionInfo, IndexEntry,
     RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
-use super::{Component, SstableError, SstableStats, SSTABLE_FORMAT_VERSION};
+use super::{
+    Component, SstableError, SstableStats, OLDEST_READABLE_FORMAT_VERSION, SSTABLE_FORMAT_VERSION,
+};
 use crate::model::{DecoratedKey, Partition, PartitionRange, Row, SliceQuery};
 
 /// A clustering range as plain `memcmp` bounds (`ClusteringRange::key_bounds`).
@@ -35,6 +38,8 @@ pub struct Sstable {
     summary: Vec<SummaryEntry>,
     bloom: Bloom,
     stats: SstableStats,
+    /// What it holds below the partition level (`None`: format 3, not recorded).
+    clustering: Option<ClusteringStats>,
     /// This SSTable's place in the shard's chunk cache.
     cache: CacheHandle,
     /// Chunks read from disk (cache misses) since open.
@@ -81,7 +86,7 @@ impl Sstable {
         let summary =
             decode_summary(&read_file(&path(Component::Summary), Component::Summary).await?)?;
         let bloom = Bloom::decode(&read_file(&path(Component::Filter), Component::Filter).await?)?;
-        let stats =
+        let (stats, clustering) =
             decode_stats(&read_file(&path(Component::Statistics), Component::Statistics).await?)?;
         let data = open_sized(&path(Component::Data), compression.offsets.last().copied()).await?;
         let index = open_sized(&path(Component::Index), None).await?;
@@ -101,6 +106,7 @@ impl Sstable {
             summary,
             bloom,
             stats,
+            clustering,
             cache: CacheHandle::new(cache),
             chunks_read: Cell::new(0),
         })
@@ -133,6 +139,15 @@ impl Sstable {
     /// What `Statistics.db` records.
     pub fn stats(&self) -> &SstableStats {
         &self.stats
+    }
+
+    /// Whether a point read of `slice` may find anything here: false only when the
+    /// clustering statistics show that no row or range tombstone lies in the slice
+    /// and no partition has a partition tombstone or static row.
+    pub fn may_intersect(&self, slice: &SliceQuery) -> bool {
+        self.clustering
+            .as_ref()
+            .is_none_or(|clustering| clustering.may_intersect(slice))
     }
 
     /// Whether the SSTable may hold `key` (bloom filter: no false negatives).
@@ -535,7 +550,7 @@ async fn read_toc(dir: &Path, generation: u64) -> Result<(), SstableError> {
         .and_then(|rest| rest.strip_prefix(' '))
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| bad("unknown header"))?;
-    if version != SSTABLE_FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT_VERSION..=SSTABLE_FORMAT_VERSION).contains(&version) {
         return Err(SstableError::UnsupportedVersion {
             component: Component::Toc,
             version,

@@ -547,7 +547,7 @@ fn format_version_1_is_refused() {
         );
         let toc = Component::Toc.path(&dir, 2);
         let text = std::fs::read_to_string(&toc).expect("read TOC");
-        let body = text[..text.rfind("crc32 ").expect("crc line")].replace(" 3\n", " 1\n");
+        let body = text[..text.rfind("crc32 ").expect("crc line")].replace(" 4\n", " 1\n");
         let crc = crc32fast::hash(body.as_bytes());
         std::fs::write(&toc, format!("{body}crc32 {crc:08x}\n")).expect("write TOC");
         let err = Sstable::open(&dir, 2).await.expect_err("version 1 TOC");
@@ -631,7 +631,7 @@ fn the_format_2_fixture_is_refused() {
                 err,
                 SstableError::UnsupportedVersion {
                     version: 2,
-                    supported: 3,
+                    supported: 4,
                     ..
                 }
             ),
@@ -642,7 +642,7 @@ fn the_format_2_fixture_is_refused() {
 
 /// How the format-3 fixture was written: one row per block, so its partition with rows
 /// has a clustering index.
-fn fixture_v3_options() -> SstableOptions {
+fn fixture_options() -> SstableOptions {
     SstableOptions {
         row_block_size: 1,
         ..small_options()
@@ -651,8 +651,18 @@ fn fixture_v3_options() -> SstableOptions {
 
 #[test]
 fn the_format_3_fixture_stays_readable() {
-    let dir = test_dir("fixture_v3");
-    copy_fixture("sstable-v3", &dir);
+    check_fixture("sstable-v3", 3);
+}
+
+#[test]
+fn the_format_4_fixture_stays_readable() {
+    check_fixture("sstable-v4", 4);
+}
+
+/// Opens the fixture of format `version` and checks everything it holds.
+fn check_fixture(name: &'static str, version: u32) {
+    let dir = test_dir(name);
+    copy_fixture(name, &dir);
     on_shard(move || async move {
         let sstable = Sstable::open(&dir, 1).await.expect("fixture opens");
         let expected = contents(&fixture_memtable());
@@ -691,6 +701,13 @@ fn the_format_3_fixture_stays_readable() {
             (full.deletion, &full.static_row)
         );
         assert!(got.range_tombstones.is_empty(), "[d, f) misses c2");
+        // Format 3 records no clustering statistics: never skipped. The
+        // fixture has a partition tombstone, so format 4 is not skipped either.
+        let beyond = SliceQuery {
+            ranges: vec![ClusteringRange::prefix(b"zz".to_vec())],
+            ..SliceQuery::full()
+        };
+        assert!(sstable.may_intersect(&beyond), "format {version}");
     });
 }
 
@@ -700,15 +717,15 @@ const FIXTURE_REPLAY_FLOOR: crate::commitlog::ReplayPosition = crate::commitlog:
     offset: 4096,
 };
 
-/// Regenerates `storage/fixtures/sstable-v3` (run by hand when a new format version
-/// gets its own fixture; never overwrite an existing version's).
+/// Writes `storage/fixtures/sstable-v<current version>` (run by hand when a new
+/// format version gets its own fixture; never overwrite an existing version's).
 #[test]
 #[ignore = "writes into the source tree"]
-fn write_format_3_fixture() {
-    let dir = test_dir("fixture_v3_write");
+fn write_current_format_fixture() {
+    let dir = test_dir("fixture_write");
     let written = dir.clone();
     on_shard(move || async move {
-        let mut writer = SstableWriter::create(&written, 1, fixture_v3_options())
+        let mut writer = SstableWriter::create(&written, 1, fixture_options())
             .await
             .expect("create");
         writer.set_level(2);
@@ -718,7 +735,11 @@ fn write_format_3_fixture() {
         }
         writer.finish().await.expect("finish");
     });
-    let out = fixture_dir("sstable-v3");
+    let out = fixture_dir(&format!("sstable-v{SSTABLE_FORMAT_VERSION}"));
+    assert!(
+        !out.exists(),
+        "never overwrite an existing version's fixture"
+    );
     std::fs::create_dir_all(&out).expect("fixture dir");
     for c in Component::LISTED.into_iter().chain([Component::Toc]) {
         std::fs::copy(c.path(&dir, 1), c.path(&out, 1)).expect("copy");

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 
 use super::bloom::{key_hash, Bloom};
+use super::clustering::ClusteringStats;
 use super::format::{
     create_file, encode_clustering_index, encode_index_block, encode_partition_header,
     encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
@@ -35,6 +36,7 @@ pub struct SstableWriter {
     hashes: Vec<(u64, u64)>,
     last_key: Option<DecoratedKey>,
     stats: SstableStats,
+    clustering: ClusteringStats,
 }
 
 /// `Data.db` being appended: whole aligned IOs go out as they fill.
@@ -120,6 +122,7 @@ impl SstableWriter {
             hashes: Vec::new(),
             last_key: None,
             stats: SstableStats::default(),
+            clustering: ClusteringStats::default(),
         })
     }
 
@@ -263,6 +266,7 @@ impl SstableWriter {
             s.min_timestamp = Some(s.min_timestamp.map_or(ts, |m| m.min(ts)));
             s.max_timestamp = Some(s.max_timestamp.map_or(ts, |m| m.max(ts)));
         }
+        self.clustering.record(partition);
         let counts = PartitionCounts::of(partition);
         s.cell_count += counts.cells;
         s.tombstone_count += counts.tombstones;
@@ -316,7 +320,11 @@ impl SstableWriter {
         write_file(&path(Component::Index), &self.index).await?;
         write_file(&path(Component::Summary), &encode_summary(&self.summary)).await?;
         write_file(&path(Component::Filter), &bloom.encode()).await?;
-        write_file(&path(Component::Statistics), &encode_stats(&self.stats)).await?;
+        write_file(
+            &path(Component::Statistics),
+            &encode_stats(&self.stats, &self.clustering),
+        )
+        .await?;
         write_toc(&dir, generation).await?;
         Ok(SstableMeta {
             dir,
