@@ -42,6 +42,12 @@ pub enum CqlError {
     Unauthorized(String),
     #[error("Operation timed out")]
     Timeout { write: bool },
+    /// The replica failed to read (a damaged SSTable, an IO error).
+    #[error("Operation failed - received 0 responses and 1 failures: {0}")]
+    ReadFailure(String),
+    /// The replica failed to make the write durable (its commitlog failed).
+    #[error("Operation failed - received 0 responses and 1 failures: {0}")]
+    WriteFailure(String),
     #[error("internal error: {0}")]
     Server(String),
 }
@@ -89,8 +95,23 @@ fn malformed_value_type(error: &TypeError) -> Option<String> {
 }
 
 impl From<ProxyError> for CqlError {
+    /// A replica's failure to read or to write durably is the replica
+    /// failure drivers know (`ReadFailure`, `WriteFailure`): they report it
+    /// and may retry elsewhere, where a server error looks like a bug.
     fn from(error: ProxyError) -> Self {
-        CqlError::Server(error.to_string())
+        use storage::error::StorageError;
+        match &error {
+            ProxyError::Storage {
+                source: StorageError::Sstable { .. },
+                ..
+            } => CqlError::ReadFailure(error.to_string()),
+            ProxyError::Storage {
+                source: StorageError::UnknownTable { .. },
+                ..
+            } => CqlError::Invalid(error.to_string()),
+            ProxyError::Commitlog { .. } => CqlError::WriteFailure(error.to_string()),
+            _ => CqlError::Server(error.to_string()),
+        }
     }
 }
 
@@ -108,6 +129,8 @@ impl CqlError {
             CqlError::Unauthorized(_) => ErrorCode::Unauthorized,
             CqlError::Timeout { write: true } => ErrorCode::WriteTimeout,
             CqlError::Timeout { write: false } => ErrorCode::ReadTimeout,
+            CqlError::ReadFailure(_) => ErrorCode::ReadFailure,
+            CqlError::WriteFailure(_) => ErrorCode::WriteFailure,
             CqlError::Server(_) => ErrorCode::ServerError,
         }
     }
@@ -143,6 +166,20 @@ impl CqlError {
                 received: 0,
                 block_for: 1,
                 data_present: false,
+            },
+            CqlError::ReadFailure(_) => ErrorDetail::ReadFailure {
+                consistency: crate::frame::Consistency::One,
+                received: 0,
+                block_for: 1,
+                num_failures: 1,
+                data_present: false,
+            },
+            CqlError::WriteFailure(_) => ErrorDetail::WriteFailure {
+                consistency: crate::frame::Consistency::One,
+                received: 0,
+                block_for: 1,
+                num_failures: 1,
+                write_type: "SIMPLE".to_string(),
             },
             _ => ErrorDetail::None,
         };

@@ -451,7 +451,11 @@ async fn a_flipped_bit_in_data_fails_reads_touching_it() {
                 good += 1;
             }
             Err(error) => {
-                eprintln!("partition {pk}: {error}");
+                // A replica's failure to read, as drivers know it.
+                assert!(
+                    format!("{error:?}").contains("ReadFailure"),
+                    "partition {pk}: {error:?}"
+                );
                 failed += 1;
             }
         }
