@@ -655,7 +655,7 @@ fn memtable_limit() -> Option<usize> {
 }
 
 fn active_memtable_bytes() -> usize {
-    with_db(|db| db.tables().map(|t| t.active_memory_bytes()).sum())
+    with_db(|db| db.active_memory_bytes())
 }
 
 /// Waits while this shard's memtables (active and being flushed) hold more

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use crate::commitlog::ReplayPosition;
 use crate::error::StorageError;
 use crate::model::{Mutation, PartitionResult, TableId};
-use crate::table::Table;
+use crate::table::{MemtableMemory, Table};
 
 /// Counters exported as metrics (monotonic since start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +32,8 @@ pub struct DatabaseStats {
 pub struct Database {
     tables: HashMap<TableId, Rc<Table>>,
     stats: Cell<DatabaseStats>,
+    /// What every table's memtables hold, kept by the tables.
+    memory: Rc<MemtableMemory>,
 }
 
 impl Database {
@@ -46,13 +48,14 @@ impl Database {
     }
 
     /// Adds a table opened elsewhere (e.g. with its SSTables by [`Table::open`]).
-    pub fn add_table(&mut self, table: Table) -> Result<Rc<Table>, StorageError> {
+    pub fn add_table(&mut self, mut table: Table) -> Result<Rc<Table>, StorageError> {
         let id = table.id();
         match self.tables.entry(id) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 Err(StorageError::TableAlreadyExists { table: id })
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
+                table.share_memory_account(Rc::clone(&self.memory));
                 Ok(Rc::clone(slot.insert(Rc::new(table))))
             }
         }
@@ -110,7 +113,31 @@ impl Database {
 
     /// Approximate memory held by all memtables, bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.tables.values().map(|t| t.memory_bytes()).sum()
+        // A dropped table still being flushed keeps its share until it is freed.
+        debug_assert!(
+            (self
+                .tables
+                .values()
+                .map(|t| t.memory_bytes())
+                .sum::<usize>()..usize::MAX / 2)
+                .contains(&self.memory.total_bytes()),
+            "memtable memory account drifted"
+        );
+        self.memory.total_bytes()
+    }
+
+    /// Bytes held by every table's active memtable (O(1)).
+    pub fn active_memory_bytes(&self) -> usize {
+        debug_assert!(
+            (self
+                .tables
+                .values()
+                .map(|t| t.active_memory_bytes())
+                .sum::<usize>()..usize::MAX / 2)
+                .contains(&self.memory.active_bytes()),
+            "memtable memory account drifted"
+        );
+        self.memory.active_bytes()
     }
 
     /// The oldest commitlog position whose write is in no SSTable yet, over all tables.
@@ -150,6 +177,45 @@ fn as_u64(n: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::model::{Cell, DecoratedKey, Row, SliceQuery};
+
+    #[test]
+    fn the_memory_account_follows_every_memtable_change() {
+        let mut db = Database::new();
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let write = |table, key: &str| {
+            Mutation::new(table, DecoratedKey::new(1, key.to_string()))
+                .with_row("r", Row::new().cell(1, Cell::live(1, "value")))
+        };
+        db.create_table(a).expect("a");
+        db.create_table(b).expect("b");
+        let sums = |db: &Database| {
+            let active: usize = db.tables().map(|t| t.active_memory_bytes()).sum();
+            let total: usize = db.tables().map(|t| t.memory_bytes()).sum();
+            (active, total)
+        };
+        let account = |db: &Database| (db.active_memory_bytes(), db.memory_bytes());
+        for key in ["x", "y", "z"] {
+            db.apply(&write(a, key), None).expect("a");
+            db.apply(&write(b, key), None).expect("b");
+        }
+        assert_eq!(account(&db), sums(&db));
+        assert!(db.memory_bytes() > 0);
+        let table_a = db.existing(a).expect("a");
+        assert!(table_a.seal_memtable());
+        db.apply(&write(a, "w"), None).expect("a");
+        assert_eq!(account(&db), sums(&db));
+        assert!(
+            db.active_memory_bytes() < db.memory_bytes(),
+            "a sealed memtable"
+        );
+        table_a.clear_memtables();
+        assert_eq!(account(&db), sums(&db));
+        drop(table_a);
+        let dropped = db.drop_table(b).expect("b");
+        assert!(db.memory_bytes() > 0, "b is not freed while held");
+        drop(dropped);
+        assert_eq!(account(&db), (0, 0));
+    }
 
     #[test]
     fn routes_by_table_and_counts() {

@@ -196,6 +196,47 @@ struct State {
     compacting: Vec<u64>,
 }
 
+/// The bytes a shard's memtables hold, shared by its tables and kept
+/// current on every change, so that the flush policy and write back-pressure
+/// read two numbers on each write instead of summing over every table.
+#[derive(Debug, Default)]
+pub struct MemtableMemory {
+    active: Cell<usize>,
+    total: Cell<usize>,
+}
+
+impl MemtableMemory {
+    /// Bytes in the tables' active memtables.
+    pub fn active_bytes(&self) -> usize {
+        self.active.get()
+    }
+
+    /// Bytes in the active and the sealed (being flushed) memtables.
+    pub fn total_bytes(&self) -> usize {
+        self.total.get()
+    }
+
+    /// Moves the account from `before` to `after` (active, total) bytes.
+    fn change(&self, before: (usize, usize), after: (usize, usize)) {
+        let shift = |cell: &Cell<usize>, from: usize, to: usize| {
+            cell.set(cell.get().wrapping_sub(from).wrapping_add(to));
+        };
+        shift(&self.active, before.0, after.0);
+        shift(&self.total, before.1, after.1);
+    }
+}
+
+/// A table's (active, total) memtable bytes.
+fn memtable_sizes(state: &State) -> (usize, usize) {
+    let active = state.memtable.memory_bytes();
+    let sealed: usize = state
+        .flushing
+        .iter()
+        .map(|s| s.memtable.memory_bytes())
+        .sum();
+    (active, active + sealed)
+}
+
 /// One table's data on one shard.
 #[derive(Debug)]
 pub struct Table {
@@ -207,6 +248,16 @@ pub struct Table {
     /// Flushes of this table run one at a time, in seal order.
     flush_lock: scheduler::sync::Semaphore,
     stats: Cell<TableStats>,
+    /// The account of the shard's memtable memory this table reports to.
+    memory: Rc<MemtableMemory>,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // Its memtables are freed now.
+        let sizes = memtable_sizes(self.state.get_mut());
+        self.memory.change(sizes, (0, 0));
+    }
 }
 
 impl Table {
@@ -229,6 +280,7 @@ impl Table {
             replay_floor_source: RefCell::new(None),
             flush_lock: scheduler::sync::Semaphore::new(1),
             stats: Cell::new(TableStats::default()),
+            memory: Rc::default(),
         }
     }
 
@@ -339,6 +391,25 @@ impl Table {
         *self.settings.borrow_mut() = settings;
     }
 
+    /// Makes the table report its memtable memory to `memory` (the shard's
+    /// account) from now on, moving what it holds there.
+    pub fn share_memory_account(&mut self, memory: Rc<MemtableMemory>) {
+        let sizes = memtable_sizes(self.state.get_mut());
+        self.memory.change(sizes, (0, 0));
+        memory.change((0, 0), sizes);
+        self.memory = memory;
+    }
+
+    /// Runs `change` on the state and reports the memtable bytes it added or
+    /// freed to the shard's account.
+    fn change_memtables<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.state.borrow_mut();
+        let before = memtable_sizes(&state);
+        let result = change(&mut state);
+        self.memory.change(before, memtable_sizes(&state));
+        result
+    }
+
     /// Sets where the table learns its replay floor when it seals a memtable (the
     /// shard's commitlog); without one, its SSTables record none.
     pub fn set_replay_floor_source(&self, source: ReplayFloorSource) {
@@ -371,11 +442,13 @@ impl Table {
     pub fn apply(&self, m: &Mutation, position: Option<ReplayPosition>) {
         // Writing another table's mutation here would corrupt both tables.
         assert_eq!(m.table, self.id, "mutation routed to the wrong table");
-        let mut state = self.state.borrow_mut();
-        state.memtable.apply(m);
-        if let Some(p) = position {
-            state.memtable_min_position = Some(state.memtable_min_position.map_or(p, |q| q.min(p)));
-        }
+        self.change_memtables(|state| {
+            state.memtable.apply(m);
+            if let Some(p) = position {
+                state.memtable_min_position =
+                    Some(state.memtable_min_position.map_or(p, |q| q.min(p)));
+            }
+        });
     }
 
     /// Bytes held by the active memtable.
@@ -412,18 +485,19 @@ impl Table {
             .borrow()
             .as_ref()
             .and_then(|source| (source.0)());
-        let mut state = self.state.borrow_mut();
-        if state.memtable.is_empty() {
-            return false;
-        }
-        let memtable = Rc::new(std::mem::take(&mut state.memtable));
-        let min_position = state.memtable_min_position.take();
-        state.flushing.push(SealedMemtable {
-            memtable,
-            min_position,
-            replay_floor,
-        });
-        true
+        self.change_memtables(|state| {
+            if state.memtable.is_empty() {
+                return false;
+            }
+            let memtable = Rc::new(std::mem::take(&mut state.memtable));
+            let min_position = state.memtable_min_position.take();
+            state.flushing.push(SealedMemtable {
+                memtable,
+                min_position,
+                replay_floor,
+            });
+            true
+        })
     }
 
     /// Seals the active memtable and writes every sealed memtable to an SSTable, oldest
@@ -458,8 +532,7 @@ impl Table {
             };
             match self.write_sstable(storage, &memtable, replay_floor).await {
                 Ok((meta, sstable)) => {
-                    let discarded = {
-                        let mut state = self.state.borrow_mut();
+                    let discarded = self.change_memtables(|state| {
                         state
                             .flushing
                             .retain(|s| !Rc::ptr_eq(&s.memtable, &memtable));
@@ -469,7 +542,7 @@ impl Table {
                         } else {
                             Some(sstable)
                         }
-                    };
+                    });
                     self.update_stats(|s| {
                         s.flushes += 1;
                         s.flushed_bytes += meta.stats.data_bytes;
@@ -871,24 +944,24 @@ impl Table {
     /// SSTables, which the next start removes). A flush running meanwhile discards its
     /// output.
     pub async fn truncate(&self) -> Result<(), StorageError> {
-        let sstables = {
-            let mut state = self.state.borrow_mut();
+        let sstables = self.change_memtables(|state| {
             state.memtable.clear();
             state.memtable_min_position = None;
             state.flushing.clear();
             state.truncations += 1;
             std::mem::take(&mut state.sstables)
-        };
+        });
         self.delete_sstables(sstables).await
     }
 
     /// Drops the memtables' contents, keeping the SSTables: commitlog replay of a
     /// truncation, whose SSTables were deleted before it was logged.
     pub fn clear_memtables(&self) {
-        let mut state = self.state.borrow_mut();
-        state.memtable.clear();
-        state.memtable_min_position = None;
-        state.flushing.clear();
+        self.change_memtables(|state| {
+            state.memtable.clear();
+            state.memtable_min_position = None;
+            state.flushing.clear();
+        });
     }
 
     /// Marks the table dropped and deletes its data as [`Self::truncate`] does.
