@@ -433,6 +433,10 @@ pub async fn log_mutations(
     let Some(log) = local().commitlog.borrow().clone() else {
         return Ok(vec![None; mutations.len()]);
     };
+    if let [mutation] = mutations {
+        // The common single write: no vectors of payloads and futures.
+        return Ok(vec![Some(log.append(&mutation.encode()).await?)]);
+    }
     let payloads: Vec<Vec<u8>> = mutations.iter().map(Mutation::encode).collect();
     let appends = payloads.iter().map(|payload| log.append(payload));
     join_all(appends)

@@ -96,6 +96,15 @@ impl StorageProxy {
     /// Applies mutations, each on the shard owning its partition, and waits
     /// for all of them.
     pub async fn mutate(&self, mutations: Vec<Mutation>) -> Result<(), ProxyError> {
+        if let [mutation] = mutations.as_slice() {
+            // The common single write: no grouping by shard, no join.
+            let shard = self.route(mutation.key.token);
+            let applied = scheduler::smp::submit_to(shard, move || async move {
+                apply_logged(shard, mutations).await
+            })
+            .await;
+            return applied.map_err(|source| ProxyError::Shard { shard, source })?;
+        }
         let mut by_shard: BTreeMap<usize, Vec<Mutation>> = BTreeMap::new();
         for mutation in mutations {
             by_shard
