@@ -53,6 +53,47 @@ pub async fn yield_task_queue() {
     glommio::executor().yield_task_queue_now().await;
 }
 
+/// How long a long CPU loop on a shard (a merge, building a filter) runs
+/// before it lets the other task queues (client requests) run.
+pub const TASK_QUOTA: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Keeps a long CPU loop within [`TASK_QUOTA`]: call [`TaskQuota::tick`] on
+/// every iteration; about once a quota it yields the task queue, so a
+/// request waits for at most about one quota of the loop's work.
+#[derive(Debug)]
+pub struct TaskQuota {
+    since: std::time::Instant,
+    ticks: u32,
+}
+
+impl Default for TaskQuota {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskQuota {
+    /// Iterations between clock reads.
+    const TICKS_PER_CHECK: u32 = 32;
+
+    /// A quota starting now.
+    pub fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            ticks: 0,
+        }
+    }
+
+    /// Counts one iteration; yields the task queue once the quota is spent.
+    pub async fn tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(Self::TICKS_PER_CHECK) && self.since.elapsed() >= TASK_QUOTA {
+            yield_task_queue().await;
+            self.since = std::time::Instant::now();
+        }
+    }
+}
+
 /// Runs `future`, or gives up with `None` after `duration`.
 pub async fn with_timeout<F: std::future::Future>(
     duration: std::time::Duration,

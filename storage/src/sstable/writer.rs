@@ -312,8 +312,12 @@ impl SstableWriter {
             offsets: self.chunk_offsets,
         };
         let mut bloom = Bloom::with_capacity(self.hashes.len(), self.options.bloom_fp_chance);
+        // Millions of scattered inserts for a large SSTable: in quota-sized
+        // slices, so reads on this shard are not held up behind them.
+        let mut quota = scheduler::TaskQuota::new();
         for &h in &self.hashes {
             bloom.insert(h);
+            quota.tick().await;
         }
         let path = |c: Component| c.path(&dir, generation);
         write_file(&path(Component::CompressionInfo), &compression.encode()).await?;
