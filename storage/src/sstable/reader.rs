@@ -28,6 +28,10 @@ use crate::model::{DecoratedKey, Partition, PartitionRange, Row, SliceQuery};
 /// A clustering range as plain `memcmp` bounds (`ClusteringRange::key_bounds`).
 type KeyBounds = (Bound<Bytes>, Bound<Bytes>);
 
+/// Cache ids of index blocks: the block's offset in `Index.db` with this bit
+/// set (data chunks are numbered from 0).
+const INDEX_BLOCK: u64 = 1 << 63;
+
 /// An open, complete SSTable.
 pub struct Sstable {
     dir: PathBuf,
@@ -44,6 +48,8 @@ pub struct Sstable {
     cache: CacheHandle,
     /// Chunks read from disk (cache misses) since open.
     chunks_read: Cell<u64>,
+    /// Index blocks read from disk (cache misses) since open.
+    index_blocks_read: Cell<u64>,
 }
 
 impl std::fmt::Debug for Sstable {
@@ -109,6 +115,7 @@ impl Sstable {
             clustering,
             cache: CacheHandle::new(cache),
             chunks_read: Cell::new(0),
+            index_blocks_read: Cell::new(0),
         })
     }
 
@@ -158,6 +165,11 @@ impl Sstable {
     /// How many data chunks this SSTable read from disk (missing the cache) since open.
     pub fn data_chunks_read(&self) -> u64 {
         self.chunks_read.get()
+    }
+
+    /// How many index blocks this SSTable read from disk (missing the cache) since open.
+    pub fn index_blocks_read(&self) -> u64 {
+        self.index_blocks_read.get()
     }
 
     /// The whole partition with `key`, if this SSTable holds it.
@@ -281,6 +293,12 @@ impl Sstable {
         &self,
         entry: &SummaryEntry,
     ) -> Result<Vec<IndexEntry>, SstableError> {
+        // Index blocks share the chunk cache, so a hot key's lookup reads
+        // no index from disk; the block's CRC is checked on every decode.
+        let id = self.cache.id(INDEX_BLOCK | entry.offset);
+        if let Some(bytes) = self.cache.cache.get(id) {
+            return decode_index_block(entry.offset, &bytes);
+        }
         let path = Component::Index.path(&self.dir, self.generation);
         let bytes = read_span(
             &self.index,
@@ -290,7 +308,10 @@ impl Sstable {
             entry.len as usize,
         )
         .await?;
-        decode_index_block(entry.offset, &bytes)
+        let entries = decode_index_block(entry.offset, &bytes)?;
+        self.index_blocks_read.set(self.index_blocks_read.get() + 1);
+        self.cache.cache.insert(id, bytes.into());
+        Ok(entries)
     }
 
     /// The whole partition an index entry points at (found in the index block at

@@ -257,13 +257,13 @@ fn a_repeated_read_hits_the_cache() {
             .expect("open");
         let first = sstable.read_partition(&key).await.expect("read");
         let after_first = cache.stats();
-        let from_disk = sstable.data_chunks_read();
+        let from_disk = sstable.data_chunks_read() + sstable.index_blocks_read();
         assert!(after_first.misses > 100 && after_first.entries == from_disk);
         let second = sstable.read_partition(&key).await.expect("read again");
         assert_eq!(first, second);
         let after_second = cache.stats();
         assert_eq!(
-            sstable.data_chunks_read(),
+            sstable.data_chunks_read() + sstable.index_blocks_read(),
             from_disk,
             "nothing read from disk"
         );
@@ -320,7 +320,10 @@ fn a_corrupted_chunk_is_never_cached() {
         let full = PartitionRange::full();
         sstable.scan(&full).await.expect_err("damage noticed");
         let after_first = cache.stats();
-        assert_eq!(after_first.entries, sstable.data_chunks_read());
+        assert_eq!(
+            after_first.entries,
+            sstable.data_chunks_read() + sstable.index_blocks_read()
+        );
         sstable.scan(&full).await.expect_err("damage noticed again");
         let after_second = cache.stats();
         // The intact chunks came from the cache; the damaged one was read again.
@@ -376,5 +379,39 @@ fn a_bit_flip_in_the_clustering_index_fails_the_slice_read() {
         let sstable = Sstable::open(&dir, 1).await.expect("open");
         let read = sstable.read_partition_slice(&key, &slice).await;
         assert_eq!(read.expect("intact").expect("present").rows.len(), 1);
+    });
+}
+
+#[test]
+fn point_reads_of_a_hot_key_read_no_index_block_again() {
+    let dir = test_dir("cache_index");
+    on_shard(move || async move {
+        let memtable = random_memtable(6, 400, 50);
+        write(&dir, 1, &memtable, small_options()).await;
+        let cache = ChunkCache::new(1 << 30);
+        let sstable = Sstable::open_with_cache(&dir, 1, Rc::clone(&cache))
+            .await
+            .expect("open");
+        let (key, expected) = memtable.iter().nth(7).expect("a partition");
+        let full = SliceQuery::full();
+        let first = sstable
+            .read_partition_slice(key, &full)
+            .await
+            .expect("read");
+        assert_eq!(first.as_ref(), Some(expected));
+        let index_reads = sstable.index_blocks_read();
+        assert!(index_reads > 0);
+        for _ in 0..3 {
+            let again = sstable
+                .read_partition_slice(key, &full)
+                .await
+                .expect("read");
+            assert_eq!(again.as_ref(), Some(expected));
+        }
+        assert_eq!(
+            sstable.index_blocks_read(),
+            index_reads,
+            "served from the cache"
+        );
     });
 }
