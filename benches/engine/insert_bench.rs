@@ -18,7 +18,7 @@ use cluster::local;
 use storage::commitlog::SyncMode;
 
 use crate::workload::{
-    compaction_options, fresh_dir, key, on_shard, process_cpu_secs, schema, settle, table_def,
+    compaction_options, fresh_dir, key, on_shards, process_cpu_secs, schema, settle, table_def,
     user_bytes, value, EngineSetup,
 };
 
@@ -43,6 +43,10 @@ pub struct Options {
     /// Also flush at the end and wait for compactions to finish, timed apart.
     #[arg(long)]
     settle: bool,
+    /// Shards (one per core, as the node runs), each inserting its share of
+    /// the keys with `concurrency` writers and `memtable_mib` of memtables.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -62,42 +66,54 @@ pub struct FjallOptions {
 pub fn run(options: Options) -> anyhow::Result<()> {
     fresh_dir(&options.dir)?;
     let opts = options.clone();
-    let report = on_shard(move || async move {
-        let def = table_def(
-            "kv",
-            compaction_options("SizeTieredCompactionStrategy", &[]),
-        );
-        let table = def.id;
-        let setup = EngineSetup {
-            dir: opts.dir.clone(),
-            memtable_limit_bytes: opts.memtable_mib << 20,
-            sync: Some(SyncMode::Periodic(Duration::from_millis(
-                opts.sync_period_ms,
-            ))),
-        };
-        crate::workload::start_engine(&setup, schema(vec![def])).await?;
-        let cpu_before = process_cpu_secs();
-        let started = Instant::now();
-        let now_us = scheduler::clock::now_micros();
-        crate::workload::insert(
-            table,
-            0,
-            opts.ops,
-            opts.value_bytes,
-            opts.concurrency,
-            Rc::new(move |_| now_us),
-        )
-        .await?;
-        let inserted = started.elapsed();
-        let inserted_cpu = process_cpu_secs() - cpu_before;
-        if opts.settle {
-            settle(table).await?;
-        }
-        let settled = started.elapsed();
-        let stats = local::table_stats();
-        let flush = local::flush_stats();
-        local::close_commitlog().await?;
-        let detail = format!(
+    let shards = options.shards.max(1);
+    let per_shard = options.ops.div_ceil(shards as u64);
+    let reports = on_shards(shards, move |shard| {
+        let opts = opts.clone();
+        async move {
+            let def = table_def(
+                "kv",
+                compaction_options("SizeTieredCompactionStrategy", &[]),
+            );
+            let table = def.id;
+            let setup = EngineSetup {
+                dir: opts.dir.clone(),
+                memtable_limit_bytes: opts.memtable_mib << 20,
+                sync: Some(SyncMode::Periodic(Duration::from_millis(
+                    opts.sync_period_ms,
+                ))),
+            };
+            crate::workload::start_engine_on(
+                &setup,
+                schema(vec![def]),
+                shard as u32,
+                shards as u32,
+            )
+            .await?;
+            let cpu_before = process_cpu_secs();
+            let started = Instant::now();
+            let now_us = scheduler::clock::now_micros();
+            let first = per_shard * shard as u64;
+            let count = per_shard.min(opts.ops.saturating_sub(first));
+            crate::workload::insert(
+                table,
+                first,
+                count,
+                opts.value_bytes,
+                opts.concurrency,
+                Rc::new(move |_| now_us),
+            )
+            .await?;
+            let inserted = started.elapsed();
+            let inserted_cpu = process_cpu_secs() - cpu_before;
+            if opts.settle {
+                settle(table).await?;
+            }
+            let settled = started.elapsed();
+            let stats = local::table_stats();
+            let flush = local::flush_stats();
+            local::close_commitlog().await?;
+            let detail = format!(
             "flushes {} compactions {} write stalls {} flushed {:.1} MiB compacted out {:.1} MiB; \
              with final flush and compactions: {:.2} s",
             stats.flushes,
@@ -107,11 +123,16 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             stats.compacted_bytes_out as f64 / (1 << 20) as f64,
             settled.as_secs_f64(),
         );
-        anyhow::Ok((inserted.as_secs_f64(), inserted_cpu, detail))
+            anyhow::Ok((inserted.as_secs_f64(), inserted_cpu, detail))
+        }
     })?;
-    let (secs, cpu_secs, detail) = report;
+    // The run lasts as long as its slowest shard; the CPU is the process's.
+    let secs = reports.iter().map(|r| r.0).fold(0.0, f64::max);
+    let cpu_secs = reports.iter().map(|r| r.1).fold(0.0, f64::max);
     print_rate("tessera", options.ops, options.value_bytes, secs, cpu_secs);
-    println!("tessera: {detail}");
+    for (shard, (_, _, detail)) in reports.iter().enumerate() {
+        println!("tessera shard {shard}: {detail}");
+    }
     Ok(())
 }
 

@@ -118,11 +118,22 @@ pub struct EngineSetup {
 /// Installs the shard's engine: schema, table directories under
 /// `dir/data`, commitlog under `dir/commitlog`.
 pub async fn start_engine(setup: &EngineSetup, schema: Arc<Schema>) -> anyhow::Result<()> {
+    start_engine_on(setup, schema, 0, 1).await
+}
+
+/// [`start_engine`] on shard `shard` of `shard_count` (data directory shared,
+/// a commitlog per shard).
+pub async fn start_engine_on(
+    setup: &EngineSetup,
+    schema: Arc<Schema>,
+    shard: u32,
+    shard_count: u32,
+) -> anyhow::Result<()> {
     local::init(schema);
     local::open_storage(StorageConfig {
         data_dir: setup.dir.join("data"),
-        shard: 0,
-        shard_count: 1,
+        shard,
+        shard_count,
         memtable_limit_bytes: setup.memtable_limit_bytes,
     })
     .await
@@ -133,7 +144,7 @@ pub async fn start_engine(setup: &EngineSetup, schema: Arc<Schema>) -> anyhow::R
             total_space_bytes: 1 << 30,
             ..commitlog::Config::default()
         };
-        local::open_commitlog(&setup.dir.join("commitlog"), 0, config)
+        local::open_commitlog(&setup.dir.join("commitlog"), shard, config)
             .await
             .context("open commitlog")?;
     }
@@ -146,6 +157,23 @@ pub fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))
+}
+
+/// Runs `body(shard)` on `shards` shards and returns their results, by shard.
+pub fn on_shards<F, Fut, T>(shards: usize, body: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + 'static,
+    T: Send + 'static,
+{
+    let config = ShardSetConfig {
+        // Within the default 8 MiB of lockable memory, whatever the count.
+        io_memory_bytes: (8 << 20) / shards.max(1),
+        ..ShardSetConfig::new(shards)
+    };
+    run_shards(config, move |shard| body.clone()(shard))?
+        .into_iter()
+        .collect()
 }
 
 /// Runs `body` on one shard and returns its result.
