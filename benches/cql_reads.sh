@@ -181,7 +181,8 @@ compact_timed() {
   local ended=$(date +%s.%N)
   sleep 0.2 # the counters are refreshed every 50 ms
   local after=$(metric 'tessera_storage_total{what="compacted_bytes_in"}')
-  awk -v s="$started" -v e="$ended" -v b="$((after - before))" 'BEGIN { printf "%.2f %d\n", e - s, b }'
+  # %.0f, not %d: mawk's %d stops at 2^31.
+  awk -v s="$started" -v e="$ended" -v b="$((after - before))" 'BEGIN { printf "%.2f %.0f\n", e - s, b }'
 }
 
 run_compaction() {
@@ -207,14 +208,16 @@ run_compaction() {
     describe
     log "=== io_scheduler=$scheduler: reads at $rate/s, idle"
     local idle_out during_out
-    idle_out=$(loadgen "${reads[@]}" --warmup "$WARMUP" --duration "$idle" | tee /dev/stderr)
+    loadgen "${reads[@]}" --warmup "$WARMUP" --duration "$idle" | tee "$DIR/idle.out"
+    idle_out=$(cat "$DIR/idle.out")
     log "=== io_scheduler=$scheduler: reads at $rate/s during a major compaction"
     local bytes_before started
     bytes_before=$(metric 'tessera_storage_total{what="compacted_bytes_in"}')
     started=$(date +%s.%N)
     (api POST /storage_service/keyspace_compaction/bench >/dev/null; date +%s.%N >"$DIR/ended") &
     local compaction=$!
-    during_out=$(loadgen "${reads[@]}" --warmup 0 --duration 86400 --while-pid "$compaction" | tee /dev/stderr)
+    loadgen "${reads[@]}" --warmup 0 --duration 86400 --while-pid "$compaction" --timeline | tee "$DIR/during.out"
+    during_out=$(cat "$DIR/during.out")
     wait "$compaction"
     sleep 0.2 # the counters are refreshed every 50 ms
     local during_s during_b

@@ -23,7 +23,8 @@
 //!      scheduled time, not from when it was sent, so time a request spent
 //!      waiting behind a slow server (for a slot, or because the client fell
 //!      behind) counts: no coordinated omission. How late requests were sent
-//!      is printed apart (`send_lag_us`).
+//!      is printed apart (`send_lag_us`); `--timeline` adds p50, p99 and max
+//!      per second of the schedule, to see when a stall happened.
 //! 5. Print ops/s, p50/p99/p99.9 latency, and the server's CPU seconds in the
 //!    measured window (utime + stime of `--server-pid` from `/proc`), so a run
 //!    that is bound by this client still shows what each operation cost the
@@ -124,6 +125,10 @@ struct Args {
     /// `select` reads the rows already there instead of writing them first.
     #[arg(long)]
     no_populate: bool,
+    /// Open loop: also print, per second of the schedule, the requests due
+    /// in it and their p99 and max latency (to see when a stall happened).
+    #[arg(long)]
+    timeline: bool,
     /// Tokio worker threads of this client.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -162,6 +167,8 @@ struct Phase {
     latency_ns: Histogram<u64>,
     /// Open loop: how long after its scheduled time each request was sent.
     send_lag_ns: Histogram<u64>,
+    /// Open loop with `--timeline`: latency of the requests due in each second.
+    per_second_ns: Vec<Histogram<u64>>,
     ops: u64,
     errors: u64,
     first_error: Option<String>,
@@ -170,6 +177,8 @@ struct Phase {
 
 /// One open-loop request: its latency from its scheduled time, and how late it was sent.
 struct Outcome {
+    /// When the request was due, from the start of the phase.
+    due_offset: Duration,
     latency: Duration,
     send_lag: Duration,
     result: anyhow::Result<()>,
@@ -398,6 +407,7 @@ async fn run_open_phase(
                     let sent = Instant::now();
                     let result = execute(&load, workload, key).await;
                     Outcome {
+                        due_offset: due.saturating_duration_since(started),
                         latency: due.elapsed(),
                         send_lag: sent.saturating_duration_since(due),
                         result,
@@ -410,6 +420,7 @@ async fn run_open_phase(
             }
         })
     };
+    let timeline = args.timeline;
     let mut phase = new_phase();
     while let Some(request) = receiver.recv().await {
         match request.await {
@@ -420,6 +431,13 @@ async fn run_open_phase(
                     Ok(()) => {
                         phase.latency_ns.saturating_record(nanos(outcome.latency));
                         phase.ops += 1;
+                        if timeline {
+                            let second = outcome.due_offset.as_secs() as usize;
+                            while phase.per_second_ns.len() <= second {
+                                phase.per_second_ns.push(new_histogram());
+                            }
+                            phase.per_second_ns[second].saturating_record(nanos(outcome.latency));
+                        }
                     }
                     Err(error) => {
                         phase.errors += 1;
@@ -445,14 +463,16 @@ async fn run_open_phase(
     phase
 }
 
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
+        .expect("the latency bounds are valid constants")
+}
+
 fn new_phase() -> Phase {
-    let histogram = || {
-        Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
-            .expect("the latency bounds are valid constants")
-    };
     Phase {
-        latency_ns: histogram(),
-        send_lag_ns: histogram(),
+        latency_ns: new_histogram(),
+        send_lag_ns: new_histogram(),
+        per_second_ns: Vec::new(),
         ops: 0,
         errors: 0,
         first_error: None,
@@ -743,6 +763,15 @@ fn report(args: &Args, phase: &Phase, server_cpu_s: Option<f64>, client_cpu_s: f
             us(&phase.send_lag_ns, 0.99),
             us(&phase.send_lag_ns, 0.999),
             phase.send_lag_ns.max() as f64 / 1000.0
+        );
+    }
+    for (second, histogram) in phase.per_second_ns.iter().enumerate() {
+        println!(
+            "timeline s={second} ops={} p50_us={:.0} p99_us={:.0} max_us={:.0}",
+            histogram.len(),
+            us(histogram, 0.5),
+            us(histogram, 0.99),
+            histogram.max() as f64 / 1000.0
         );
     }
     match server_cpu_s {
