@@ -69,8 +69,8 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 # start_node FLAG...: the node on NODE_CORE with the bench's ports and directories.
 start_node() {
-  # A stopped node's listeners can outlive it briefly (io_uring releases the files of
-  # its pending accepts after the process is gone): wait up to 10 s for the ports.
+  # A stopped node's listeners can outlive it briefly (apparently io_uring releasing the
+  # files of its pending accepts after the process is gone): wait up to 10 s for the ports.
   for port in $CQL_PORT $AWARE_PORT $PROM_PORT $API_PORT $STORAGE_PORT; do
     for attempt in $(seq 100); do
       if ! ss -tlnH "sport = :$port" | grep -q .; then break; fi
