@@ -50,6 +50,8 @@ CLIENT_CORE=${CLIENT_CORE:-1}
 VALUE_BYTES=${VALUE_BYTES:-1000}
 WARMUP=${WARMUP:-10}
 KEEP=${KEEP:-0}
+# Extra flags for every node start, e.g. "--io-properties-file conf/io_properties.yaml".
+NODE_FLAGS=${NODE_FLAGS:-}
 
 NODE=
 stop_node() {
@@ -86,7 +88,7 @@ start_node() {
     --native-transport-port "$CQL_PORT" --native-shard-aware-transport-port "$AWARE_PORT" \
     --prometheus-port "$PROM_PORT" --api-port "$API_PORT" --storage-port "$STORAGE_PORT" \
     --data-file-directories "$DIR/data" --commitlog-directory "$DIR/cl" \
-    "$@" >>"$DIR/node.log" 2>&1 &
+    $NODE_FLAGS "$@" >>"$DIR/node.log" 2>&1 &
   NODE=$!
   for _ in $(seq 600); do
     if curl -sf "http://127.0.0.1:$PROM_PORT/metrics" >/dev/null &&

@@ -186,7 +186,10 @@ struct Outcome {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+    if args
+        .rate
+        .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
+    {
         bail!("--rate must be a positive number of requests per second");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -456,7 +459,9 @@ async fn run_open_phase(
         Ok(scheduled_span) => scheduled_span,
         Err(_) => {
             phase.errors += 1;
-            phase.first_error.get_or_insert("the pacing thread panicked".into());
+            phase
+                .first_error
+                .get_or_insert("the pacing thread panicked".into());
             started.elapsed()
         }
     };
