@@ -653,16 +653,17 @@ impl Table {
         };
         // Judged per key when the merge reaches it, against the sources of that moment
         // (a flush finishing meanwhile adds an SSTable that may hold older data).
+        let mut job_inputs = job.inputs.clone();
+        job_inputs.sort_unstable();
         let purgeable = |key: &DecoratedKey| {
             let state = self.state.borrow();
-            let others: Vec<Rc<Sstable>> = state
+            let others = state
                 .sstables
                 .iter()
-                .filter(|s| !job.inputs.contains(&s.generation()))
-                .cloned()
-                .collect();
-            let versions: Vec<&Partition> = memtables(&state).filter_map(|m| m.get(key)).collect();
-            compaction::max_purgeable_timestamp(key, &others, &versions)
+                .filter(|s| job_inputs.binary_search(&s.generation()).is_err())
+                .map(|s| &**s);
+            let versions = memtables(&state).filter_map(|m| m.get(key));
+            compaction::max_purgeable_timestamp_of(key, others, versions)
         };
         let purge = PurgeOptions {
             now_secs: now,

@@ -35,6 +35,7 @@ mod bloom;
 mod cache;
 mod format;
 mod reader;
+mod scan;
 mod writer;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCache, ChunkCacheStats, DEFAULT_CHUNK_CACHE_BYTES};
 pub use reader::Sstable;
+pub use scan::SstableScanner;
 pub use writer::SstableWriter;
 
 use crate::commitlog::ReplayPosition;

@@ -29,10 +29,10 @@ type KeyBounds = (Bound<Bytes>, Bound<Bytes>);
 pub struct Sstable {
     dir: PathBuf,
     generation: u64,
-    data: DmaFile,
-    index: DmaFile,
-    compression: CompressionInfo,
-    summary: Vec<SummaryEntry>,
+    pub(super) data: DmaFile,
+    pub(super) index: DmaFile,
+    pub(super) compression: CompressionInfo,
+    pub(super) summary: Vec<SummaryEntry>,
     bloom: Bloom,
     stats: SstableStats,
     /// This SSTable's place in the shard's chunk cache.

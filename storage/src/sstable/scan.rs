@@ -1,0 +1,377 @@
+//! Reading a whole SSTable once, in order: what compaction does with each input.
+//!
+//! Why not [`Sstable::scan_limited`] in batches: a point read or a short scan wants the
+//! few chunks that hold its keys, shared through the chunk cache; a compaction reads
+//! every byte of its inputs exactly once. For that, the batch path costs far more than
+//! the bytes: each batch re-reads and re-decodes the index block it starts in, every
+//! length prefix and header goes through a cache lookup and a fresh buffer, every chunk
+//! is read with its own IO and inserted into the cache (evicting the chunks reads
+//! need), and each IO waits a round trip.
+//!
+//! [`SstableScanner`] instead walks `Index.db` and `Data.db` front to back with large
+//! direct reads (`read_ahead_bytes` each, several chunks or index blocks per IO),
+//! verifies and decompresses each chunk once into a window of the uncompressed stream,
+//! and decodes partitions straight out of that window. It never touches the chunk
+//! cache. Memory: two read buffers of `read_ahead_bytes` plus a window of about one
+//! chunk (more while one partition spans several), so a compaction of `n` inputs holds
+//! about `n × (2 × read_ahead + chunk)` bytes of input.
+//!
+//! Every check of the random-access path is kept: chunk CRCs and lengths, index block
+//! CRCs, lengths against the data, the key in each header against the index, rows in
+//! clustering order.
+use std::rc::Rc;
+
+use bytes::Bytes;
+use scheduler::io::{DmaFile, MAX_IO_BYTES};
+
+use super::format::{
+    decode_index_block, decode_partition_header, decode_row_block, verify_crc, IndexEntry,
+};
+use super::{Component, Sstable, SstableError};
+use crate::model::{DecoratedKey, Partition, Row};
+
+/// Bounds of a scanner's read size.
+pub const MIN_READ_AHEAD_BYTES: usize = 16 * 1024;
+
+/// Walks every partition of one SSTable in ring order (see the module docs).
+pub struct SstableScanner {
+    sstable: Rc<Sstable>,
+    index: SequentialFile,
+    data: SequentialFile,
+    /// The next summary entry (index block) to read.
+    next_block: usize,
+    /// The rest of the index block being walked.
+    entries: std::vec::IntoIter<IndexEntry>,
+    /// Uncompressed bytes of the data stream from `window_start` on.
+    window: Vec<u8>,
+    window_start: u64,
+    /// The next chunk to decompress into the window.
+    next_chunk: u64,
+}
+
+impl std::fmt::Debug for SstableScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstableScanner")
+            .field("generation", &self.sstable.generation())
+            .field("next_block", &self.next_block)
+            .field("window_start", &self.window_start)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SstableScanner {
+    /// A scanner from the first partition of `sstable`, reading `read_ahead_bytes` per
+    /// IO (clamped to [`MIN_READ_AHEAD_BYTES`]..=[`MAX_IO_BYTES`]).
+    pub fn new(sstable: Rc<Sstable>, read_ahead_bytes: usize) -> SstableScanner {
+        let read_ahead = read_ahead_bytes.clamp(MIN_READ_AHEAD_BYTES, MAX_IO_BYTES);
+        let index_len = sstable
+            .summary
+            .last()
+            .map_or(0, |e| e.offset + u64::from(e.len));
+        let data_len = sstable.compression.offsets.last().copied().unwrap_or(0);
+        SstableScanner {
+            index: SequentialFile::new(Component::Index, index_len, read_ahead),
+            data: SequentialFile::new(Component::Data, data_len, read_ahead),
+            sstable,
+            next_block: 0,
+            entries: Vec::new().into_iter(),
+            window: Vec::new(),
+            window_start: 0,
+            next_chunk: 0,
+        }
+    }
+
+    /// The SSTable scanned.
+    pub fn sstable(&self) -> &Rc<Sstable> {
+        &self.sstable
+    }
+
+    /// The next partition, `None` after the last.
+    pub async fn next_partition(
+        &mut self,
+    ) -> Result<Option<(DecoratedKey, Partition)>, SstableError> {
+        let Some(entry) = self.next_entry().await? else {
+            return Ok(None);
+        };
+        let partition = self.read_partition(&entry).await?;
+        Ok(Some((entry.key, partition)))
+    }
+
+    async fn next_entry(&mut self) -> Result<Option<IndexEntry>, SstableError> {
+        loop {
+            if let Some(entry) = self.entries.next() {
+                return Ok(Some(entry));
+            }
+            let Some(block) = self.sstable.summary.get(self.next_block) else {
+                return Ok(None);
+            };
+            let (offset, len) = (block.offset, block.len as usize);
+            self.next_block += 1;
+            let sstable = &self.sstable;
+            let bytes = self
+                .index
+                .span(&sstable.index, sstable, offset, len)
+                .await?;
+            self.entries = decode_index_block(offset, bytes)?.into_iter();
+        }
+    }
+
+    /// The partition `entry` points at: its header (key checked against the index)
+    /// and every row block up to the end marker.
+    async fn read_partition(&mut self, entry: &IndexEntry) -> Result<Partition, SstableError> {
+        let position = entry.position;
+        let header_len = self.u32_at(position).await?;
+        let header = self.bytes_at(position + 4, header_len).await?;
+        let (stored, mut partition) = decode_partition_header(position, header)?;
+        if stored != entry.key {
+            return Err(SstableError::malformed(
+                Component::Index,
+                position,
+                format!("index points at position {position} holding another key"),
+            ));
+        }
+        let mut at = position + 4 + u64::from(header_len);
+        let mut rows: Vec<(Bytes, Row)> = Vec::new();
+        loop {
+            let len = self.u32_at(at).await?;
+            if len == 0 {
+                break;
+            }
+            let block = self.bytes_at(at + 4, len).await?;
+            let decoded = decode_row_block(at, block)?;
+            if let (Some(last), Some(first)) = (rows.last(), decoded.first()) {
+                if last.0 >= first.0 {
+                    return Err(SstableError::malformed(
+                        Component::Data,
+                        at,
+                        "row blocks out of clustering order",
+                    ));
+                }
+            }
+            rows.extend(decoded);
+            at += 4 + u64::from(len);
+        }
+        // Sorted and distinct: the map is built in one pass.
+        partition.rows = rows.into_iter().collect();
+        Ok(partition)
+    }
+
+    async fn u32_at(&mut self, position: u64) -> Result<u32, SstableError> {
+        let b = self.bytes_at(position, 4).await?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// `len` bytes of the uncompressed stream at `position`, which must not be before
+    /// any position asked for earlier.
+    async fn bytes_at(&mut self, position: u64, len: u32) -> Result<&[u8], SstableError> {
+        let end = position
+            .checked_add(u64::from(len))
+            .filter(|&e| e <= self.sstable.compression.uncompressed_len);
+        let Some(end) = end else {
+            return Err(SstableError::malformed(
+                Component::Data,
+                position,
+                format!("{len} bytes run past the end of the data"),
+            ));
+        };
+        self.move_window_to(position)?;
+        while self.window_start + (self.window.len() as u64) < end {
+            self.decompress_next_chunk().await?;
+        }
+        let from = (position - self.window_start) as usize;
+        Ok(&self.window[from..from + len as usize])
+    }
+
+    /// Drops the window's bytes before `position` (or the whole window and the chunks
+    /// before `position`'s if it lies beyond).
+    fn move_window_to(&mut self, position: u64) -> Result<(), SstableError> {
+        if position < self.window_start {
+            return Err(SstableError::malformed(
+                Component::Index,
+                position,
+                "partitions out of data order",
+            ));
+        }
+        let window_end = self.window_start + self.window.len() as u64;
+        if position > window_end {
+            let chunk_size = self.sstable.compression.chunk_size;
+            self.next_chunk = position / chunk_size;
+            self.window_start = self.next_chunk * chunk_size;
+            self.window.clear();
+        }
+        let consumed = (position - self.window_start) as usize;
+        // Keep the shift cheap: only once a chunk's worth is consumed.
+        if consumed as u64 >= self.sstable.compression.chunk_size {
+            self.window.drain(..consumed);
+            self.window_start = position;
+        }
+        Ok(())
+    }
+
+    /// Reads, verifies and decompresses chunk `next_chunk` onto the window's end.
+    async fn decompress_next_chunk(&mut self) -> Result<(), SstableError> {
+        let compression = &self.sstable.compression;
+        let i = self.next_chunk as usize;
+        let (Some(&start), Some(&end)) =
+            (compression.offsets.get(i), compression.offsets.get(i + 1))
+        else {
+            return Err(SstableError::malformed(
+                Component::Data,
+                0,
+                "chunk past the table",
+            ));
+        };
+        let chunk_size = compression.chunk_size;
+        let expected =
+            (compression.uncompressed_len - self.next_chunk * chunk_size).min(chunk_size) as usize;
+        let sstable = &self.sstable;
+        let raw = self
+            .data
+            .span(&sstable.data, sstable, start, (end - start) as usize)
+            .await?;
+        let body = raw.len().saturating_sub(4);
+        verify_crc(Component::Data, start, &raw[..body], &raw[body..])?;
+        let old = self.window.len();
+        self.window.resize(old + expected, 0);
+        let decompressed = lz4_flex::block::decompress_into(&raw[..body], &mut self.window[old..]);
+        if decompressed.ok() != Some(expected) {
+            self.window.truncate(old);
+            return Err(SstableError::malformed(
+                Component::Data,
+                start,
+                "chunk undecompressible",
+            ));
+        }
+        self.next_chunk += 1;
+        Ok(())
+    }
+}
+
+/// A forward-only reader of one component: spans asked for in increasing order are
+/// served from a buffer filled by reads of `read_ahead` bytes.
+struct SequentialFile {
+    component: Component,
+    /// The component's length: reads stop there.
+    len: u64,
+    read_ahead: usize,
+    buffer: Vec<u8>,
+    /// File offset of `buffer[0]` (aligned).
+    buffer_start: u64,
+}
+
+impl SequentialFile {
+    fn new(component: Component, len: u64, read_ahead: usize) -> SequentialFile {
+        SequentialFile {
+            component,
+            len,
+            read_ahead,
+            buffer: Vec::new(),
+            buffer_start: 0,
+        }
+    }
+
+    /// `len` bytes at `pos`; `pos` must not be before any span asked for earlier.
+    async fn span(
+        &mut self,
+        file: &DmaFile,
+        sstable: &Sstable,
+        pos: u64,
+        len: usize,
+    ) -> Result<&[u8], SstableError> {
+        let end = pos
+            .checked_add(len as u64)
+            .filter(|&e| e <= self.len && pos >= self.buffer_start);
+        let Some(end) = end else {
+            return Err(SstableError::malformed(
+                self.component,
+                pos,
+                format!("{len} bytes out of the file's order or length"),
+            ));
+        };
+        let buffer_end = self.buffer_start + self.buffer.len() as u64;
+        if end > buffer_end {
+            self.refill(file, sstable, pos, end).await?;
+        }
+        let from = (pos - self.buffer_start) as usize;
+        Ok(&self.buffer[from..from + len])
+    }
+
+    /// Keeps the buffered bytes from `pos` on and reads on until `end` is buffered,
+    /// at least `read_ahead` bytes past what was buffered.
+    async fn refill(
+        &mut self,
+        file: &DmaFile,
+        sstable: &Sstable,
+        pos: u64,
+        end: u64,
+    ) -> Result<(), SstableError> {
+        let align = file.alignment();
+        let buffer_end = self.buffer_start + self.buffer.len() as u64;
+        let keep_from = (pos - pos % align).max(self.buffer_start);
+        if keep_from >= buffer_end {
+            self.buffer.clear();
+            self.buffer_start = pos - pos % align;
+        } else {
+            self.buffer
+                .drain(..(keep_from - self.buffer_start) as usize);
+            self.buffer_start = keep_from;
+        }
+        let path = || self.component.path(sstable.dir(), sstable.generation());
+        let mut at = self.buffer_start + self.buffer.len() as u64;
+        let want_end = end.max(at + self.read_ahead as u64).min(self.len);
+        while at < want_end {
+            let want = ((want_end - at).div_ceil(align) * align).min(MAX_IO_BYTES as u64);
+            let got = file
+                .read_at(at, want as usize)
+                .await
+                .map_err(SstableError::io("read", &path()))?;
+            self.buffer.extend_from_slice(&got);
+            at += got.len() as u64;
+            if (got.len() as u64) < want {
+                break;
+            }
+        }
+        if at < end {
+            return Err(SstableError::malformed(
+                self.component,
+                at,
+                "file shorter than expected",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scanner against the random-access reader on the same files; damage is
+    //! covered by the bit-flip test in `sstable::tests`, which reads through both.
+    use super::*;
+    use crate::model::PartitionRange;
+    use crate::sstable::tests::{random_memtable, scan_whole, small_options, write};
+    use crate::sstable::{ChunkCache, SstableOptions};
+    use crate::test_support::on_shard;
+
+    #[test]
+    fn scanning_matches_the_full_scan_for_every_read_size_and_chunk_size() {
+        let dir = crate::test_support::test_dir("sstable-scan-tests", "sizes");
+        on_shard(move || async move {
+            let memtable = random_memtable(17, 3000, 700);
+            let options = [small_options(), SstableOptions::default()];
+            for (generation, options) in (1..).zip(options) {
+                write(&dir, generation, &memtable, options).await;
+                let sstable = Rc::new(Sstable::open(&dir, generation).await.expect("open"));
+                let expected = sstable.scan(&PartitionRange::full()).await.expect("scan");
+                assert!(expected.len() > 500);
+                for read_ahead in [0, 20_000, MAX_IO_BYTES] {
+                    let got = scan_whole(&sstable, read_ahead).await.expect("scanner");
+                    assert_eq!(got, expected, "read ahead {read_ahead}");
+                }
+                let before = (ChunkCache::shard().stats(), sstable.data_chunks_read());
+                scan_whole(&sstable, 0).await.expect("scanner");
+                let after = (ChunkCache::shard().stats(), sstable.data_chunks_read());
+                assert_eq!(before, after, "the chunk cache is left alone");
+            }
+        });
+    }
+}
