@@ -40,7 +40,8 @@ pub use strategy::{CompactionJob, CompactionStrategy, JobKind, SstableInfo};
 
 use crate::model::{DecoratedKey, Partition};
 use crate::sstable::{
-    Sstable, SstableError, SstableMeta, SstableOptions, SstableScanner, SstableWriter,
+    ScannedPartition, Sstable, SstableError, SstableMeta, SstableOptions, SstableScanner,
+    SstableWriter,
 };
 
 /// Why a compaction failed.
@@ -162,9 +163,19 @@ pub const READ_AHEAD_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 /// min-heap (by that partition's key) of the inputs that have one.
 struct MergeInputs {
     scanners: Vec<SstableScanner>,
-    heads: Vec<Option<(DecoratedKey, Partition)>>,
+    heads: Vec<Option<ScannedPartition>>,
     /// Input indexes; `heads[heap[0]]` holds the smallest key.
     heap: Vec<usize>,
+    /// Buffers of partitions written, for the scanners to fill again.
+    spare: Vec<Vec<u8>>,
+}
+
+/// What the merge found for the next key.
+enum Merged {
+    /// One input holds the key and its bytes can be written as they are.
+    Copy(ScannedPartition),
+    /// Every input's version, decoded and merged.
+    Decoded(DecoratedKey, Partition),
 }
 
 impl MergeInputs {
@@ -177,9 +188,10 @@ impl MergeInputs {
                 .collect(),
             heads: Vec::with_capacity(inputs.len()),
             heap: Vec::with_capacity(inputs.len()),
+            spare: Vec::new(),
         };
         for i in 0..inputs.len() {
-            let head = merge.scanners[i].next_partition().await?;
+            let head = merge.scanners[i].next_scanned(Vec::new()).await?;
             merge.heads.push(head);
             if merge.heads[i].is_some() {
                 merge.heap.push(i);
@@ -193,7 +205,7 @@ impl MergeInputs {
         &self.heads[input]
             .as_ref()
             .expect("inputs in the heap have a head")
-            .0
+            .key
     }
 
     /// Heap order: by key, then by input, so the versions of a key merge in input order
@@ -203,29 +215,50 @@ impl MergeInputs {
         (self.key(a), a) < (self.key(b), b)
     }
 
-    /// The smallest key among the inputs with every input's version of it merged.
-    async fn next_merged(
-        &mut self,
-        read: &mut u64,
-    ) -> Result<Option<(DecoratedKey, Partition)>, SstableError> {
-        let Some((key, mut merged)) = self.pop().await? else {
+    /// The smallest key among the inputs: its bytes when one input holds it and they
+    /// can be copied, else every input's version of it decoded and merged.
+    async fn next_merged(&mut self, read: &mut u64) -> Result<Option<Merged>, SstableError> {
+        let Some(first) = self.pop().await? else {
             return Ok(None);
         };
         *read += 1;
-        while self.heap.first().is_some_and(|&top| *self.key(top) == key) {
-            let (_, partition) = self.pop().await?.expect("the heap is not empty");
-            *read += 1;
-            merged.merge(&partition);
+        let alone = self
+            .heap
+            .first()
+            .is_none_or(|&top| *self.key(top) != first.key);
+        if alone && first.is_copyable() {
+            return Ok(Some(Merged::Copy(first)));
         }
-        Ok(Some((key, merged)))
+        let mut merged = first.decode()?;
+        while self
+            .heap
+            .first()
+            .is_some_and(|&top| *self.key(top) == first.key)
+        {
+            let next = self.pop().await?.expect("the heap is not empty");
+            *read += 1;
+            merged.merge(&next.decode()?);
+            self.recycle(next);
+        }
+        let key = first.key.clone();
+        self.recycle(first);
+        Ok(Some(Merged::Decoded(key, merged)))
+    }
+
+    /// Keeps a partition's buffer for the scanners to reuse.
+    fn recycle(&mut self, partition: ScannedPartition) {
+        if self.spare.len() < 4 {
+            self.spare.push(partition.into_buffer());
+        }
     }
 
     /// Takes the smallest head and moves its input on.
-    async fn pop(&mut self) -> Result<Option<(DecoratedKey, Partition)>, SstableError> {
+    async fn pop(&mut self) -> Result<Option<ScannedPartition>, SstableError> {
         let Some(&top) = self.heap.first() else {
             return Ok(None);
         };
-        let next = self.scanners[top].next_partition().await?;
+        let buffer = self.spare.pop().unwrap_or_default();
+        let next = self.scanners[top].next_scanned(buffer).await?;
         let head = std::mem::replace(&mut self.heads[top], next);
         if self.heads[top].is_none() {
             let last = self.heap.pop().expect("the heap is not empty");
@@ -284,6 +317,25 @@ impl Outputs<'_> {
         key: &DecoratedKey,
         partition: &Partition,
     ) -> Result<(), CompactionError> {
+        let writer = self.writer_for(key).await?;
+        writer.add_partition(key, partition).await?;
+        self.last_token = Some(key.token);
+        Ok(())
+    }
+
+    async fn add_copied(&mut self, scanned: &ScannedPartition) -> Result<(), CompactionError> {
+        let writer = self.writer_for(&scanned.key).await?;
+        writer.add_copied_partition(scanned).await?;
+        self.last_token = Some(scanned.key.token);
+        Ok(())
+    }
+
+    /// The output `key` goes to: the current one, or a new one once the current one
+    /// is full and the token changes.
+    async fn writer_for(
+        &mut self,
+        key: &DecoratedKey,
+    ) -> Result<&mut SstableWriter, CompactionError> {
         // Split only between tokens, so the outputs' token ranges are disjoint.
         let full = self.current.as_ref().is_some_and(|w| {
             w.data_bytes_estimate() >= self.options.max_output_bytes
@@ -302,10 +354,7 @@ impl Outputs<'_> {
             writer.set_replay_floor(self.options.replay_floor);
             self.current = Some(writer);
         }
-        let writer = self.current.as_mut().expect("an output is open");
-        writer.add_partition(key, partition).await?;
-        self.last_token = Some(key.token);
-        Ok(())
+        Ok(self.current.as_mut().expect("an output is open"))
     }
 
     async fn finish_current(&mut self) -> Result<(), CompactionError> {
@@ -340,8 +389,17 @@ pub async fn compact(
         finished: Vec::new(),
     };
     let gc_before = purge.gc_before_secs();
-    let (mut read, mut dropped) = (0u64, 0u64);
-    while let Some((key, mut partition)) = merge.next_merged(&mut read).await? {
+    let (mut read, mut dropped, mut copied) = (0u64, 0u64, 0u64);
+    while let Some(merged) = merge.next_merged(&mut read).await? {
+        let (key, mut partition) = match merged {
+            Merged::Copy(scanned) => {
+                copied += 1;
+                outputs.add_copied(&scanned).await?;
+                merge.recycle(scanned);
+                continue;
+            }
+            Merged::Decoded(key, partition) => (key, partition),
+        };
         partition.compact(
             purge.now_secs,
             gc_before,
@@ -359,6 +417,7 @@ pub async fn compact(
         inputs = inputs.len(),
         partitions_read = read,
         partitions_dropped = dropped,
+        partitions_copied = copied,
         outputs = finished.len(),
         "compaction merged"
     );

@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCache, ChunkCacheStats, DEFAULT_CHUNK_CACHE_BYTES};
 pub use reader::Sstable;
-pub use scan::SstableScanner;
+pub use scan::{ScannedPartition, SstableScanner};
 pub use writer::SstableWriter;
 
 use crate::commitlog::ReplayPosition;

@@ -28,6 +28,7 @@ use super::format::{
     decode_index_block, decode_partition_header, decode_row_block, verify_crc, IndexEntry,
 };
 use super::{Component, Sstable, SstableError};
+use crate::model::codec::PlainSkim;
 use crate::model::{DecoratedKey, Partition, Row};
 
 /// Bounds of a scanner's read size.
@@ -47,6 +48,8 @@ pub struct SstableScanner {
     window_start: u64,
     /// The next chunk to decompress into the window.
     next_chunk: u64,
+    /// Start of the partition being read: the window keeps its bytes.
+    keep_from: u64,
 }
 
 impl std::fmt::Debug for SstableScanner {
@@ -78,6 +81,7 @@ impl SstableScanner {
             window: Vec::new(),
             window_start: 0,
             next_chunk: 0,
+            keep_from: 0,
         }
     }
 
@@ -86,15 +90,73 @@ impl SstableScanner {
         &self.sstable
     }
 
-    /// The next partition, `None` after the last.
+    /// The next partition, decoded; `None` after the last.
     pub async fn next_partition(
         &mut self,
     ) -> Result<Option<(DecoratedKey, Partition)>, SstableError> {
+        let Some(scanned) = self.next_scanned(Vec::new()).await? else {
+            return Ok(None);
+        };
+        let partition = scanned.decode()?;
+        Ok(Some((scanned.key, partition)))
+    }
+
+    /// The next partition as written, in `buffer` (cleared first; passing back the
+    /// buffer of a partition done with saves an allocation); `None` after the last.
+    pub async fn next_scanned(
+        &mut self,
+        buffer: Vec<u8>,
+    ) -> Result<Option<ScannedPartition>, SstableError> {
         let Some(entry) = self.next_entry().await? else {
             return Ok(None);
         };
-        let partition = self.read_partition(&entry).await?;
-        Ok(Some((entry.key, partition)))
+        let position = entry.position;
+        self.keep_from = position;
+        let header_len = self.u32_at(position).await?;
+        let header = self.bytes_at(position + 4, header_len).await?;
+        let mut skim = PlainSkim::default();
+        let decode_error = |source| SstableError::Decode { position, source };
+        let (token, key) = skim.header(header).map_err(decode_error)?;
+        if token != entry.key.token || key != &entry.key.key[..] {
+            return Err(SstableError::malformed(
+                Component::Index,
+                position,
+                format!("index points at position {position} holding another key"),
+            ));
+        }
+        let rows_start = 4 + header_len as usize;
+        let mut at = position + rows_start as u64;
+        let mut blocks = 0u32;
+        loop {
+            let len = self.u32_at(at).await?;
+            if len == 0 {
+                at += 4;
+                break;
+            }
+            let block = self.bytes_at(at + 4, len).await?;
+            blocks += 1;
+            // A partition of several blocks has a clustering index holding data
+            // positions: it is decoded and written anew, never copied, so its blocks
+            // need no skim.
+            if blocks == 1 && skim.plain {
+                skim.row_block(block, None).map_err(decode_error)?;
+            } else {
+                skim.plain = false;
+            }
+            at += 4 + u64::from(len);
+        }
+        let mut bytes = buffer;
+        bytes.clear();
+        let from = (position - self.window_start) as usize;
+        bytes.extend_from_slice(&self.window[from..from + (at - position) as usize]);
+        Ok(Some(ScannedPartition {
+            key: entry.key,
+            position,
+            bytes,
+            rows_start,
+            blocks,
+            skim,
+        }))
     }
 
     async fn next_entry(&mut self) -> Result<Option<IndexEntry>, SstableError> {
@@ -114,46 +176,6 @@ impl SstableScanner {
                 .await?;
             self.entries = decode_index_block(offset, bytes)?.into_iter();
         }
-    }
-
-    /// The partition `entry` points at: its header (key checked against the index)
-    /// and every row block up to the end marker.
-    async fn read_partition(&mut self, entry: &IndexEntry) -> Result<Partition, SstableError> {
-        let position = entry.position;
-        let header_len = self.u32_at(position).await?;
-        let header = self.bytes_at(position + 4, header_len).await?;
-        let (stored, mut partition) = decode_partition_header(position, header)?;
-        if stored != entry.key {
-            return Err(SstableError::malformed(
-                Component::Index,
-                position,
-                format!("index points at position {position} holding another key"),
-            ));
-        }
-        let mut at = position + 4 + u64::from(header_len);
-        let mut rows: Vec<(Bytes, Row)> = Vec::new();
-        loop {
-            let len = self.u32_at(at).await?;
-            if len == 0 {
-                break;
-            }
-            let block = self.bytes_at(at + 4, len).await?;
-            let decoded = decode_row_block(at, block)?;
-            if let (Some(last), Some(first)) = (rows.last(), decoded.first()) {
-                if last.0 >= first.0 {
-                    return Err(SstableError::malformed(
-                        Component::Data,
-                        at,
-                        "row blocks out of clustering order",
-                    ));
-                }
-            }
-            rows.extend(decoded);
-            at += 4 + u64::from(len);
-        }
-        // Sorted and distinct: the map is built in one pass.
-        partition.rows = rows.into_iter().collect();
-        Ok(partition)
     }
 
     async fn u32_at(&mut self, position: u64) -> Result<u32, SstableError> {
@@ -199,11 +221,12 @@ impl SstableScanner {
             self.window_start = self.next_chunk * chunk_size;
             self.window.clear();
         }
-        let consumed = (position - self.window_start) as usize;
+        let consumed =
+            (position.min(self.keep_from).max(self.window_start) - self.window_start) as usize;
         // Keep the shift cheap: only once a chunk's worth is consumed.
         if consumed as u64 >= self.sstable.compression.chunk_size {
             self.window.drain(..consumed);
-            self.window_start = position;
+            self.window_start += consumed as u64;
         }
         Ok(())
     }
@@ -245,6 +268,87 @@ impl SstableScanner {
         self.next_chunk += 1;
         Ok(())
     }
+}
+
+/// One partition as [`SstableScanner::next_scanned`] found it: its bytes as written
+/// (header frame, row blocks, end marker; not its clustering index) and a skim of them.
+pub struct ScannedPartition {
+    /// The partition's key (checked against the header).
+    pub key: DecoratedKey,
+    /// Data position of the header, for errors.
+    position: u64,
+    pub(super) bytes: Vec<u8>,
+    /// Offset in `bytes` of the first row block.
+    rows_start: usize,
+    /// Row blocks.
+    blocks: u32,
+    pub(super) skim: PlainSkim,
+}
+
+impl std::fmt::Debug for ScannedPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannedPartition")
+            .field("key", &self.key)
+            .field("position", &self.position)
+            .field("len", &self.bytes.len())
+            .field("skim", &self.skim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScannedPartition {
+    /// Whether a compaction may write these bytes unchanged
+    /// ([`super::SstableWriter::add_copied_partition`]) when no other input holds the
+    /// key: the partition is plain (no tombstone, no TTL, no empty row, so compacting
+    /// it changes nothing), not empty, and has one row block at most (no clustering index, whose
+    /// data positions would move).
+    pub fn is_copyable(&self) -> bool {
+        self.skim.plain && self.skim.rows > 0 && self.blocks <= 1
+    }
+
+    /// The partition decoded.
+    pub fn decode(&self) -> Result<Partition, SstableError> {
+        let bytes = &self.bytes;
+        let malformed = |at: usize, reason: &str| {
+            SstableError::malformed(Component::Data, self.position + at as u64, reason)
+        };
+        let header = bytes
+            .get(4..self.rows_start)
+            .ok_or_else(|| malformed(0, "partition header out of its bytes"))?;
+        let (_, mut partition) = decode_partition_header(self.position, header)?;
+        let mut at = self.rows_start;
+        let mut rows: Vec<(Bytes, Row)> = Vec::new();
+        loop {
+            let len = read_u32(bytes, at).ok_or_else(|| malformed(at, "row block truncated"))?;
+            if len == 0 {
+                break;
+            }
+            let block = bytes
+                .get(at + 4..at + 4 + len as usize)
+                .ok_or_else(|| malformed(at, "row block truncated"))?;
+            let decoded = decode_row_block(self.position + at as u64, block)?;
+            if let (Some(last), Some(first)) = (rows.last(), decoded.first()) {
+                if last.0 >= first.0 {
+                    return Err(malformed(at, "row blocks out of clustering order"));
+                }
+            }
+            rows.extend(decoded);
+            at += 4 + len as usize;
+        }
+        // Sorted and distinct: the map is built in one pass.
+        partition.rows = rows.into_iter().collect();
+        Ok(partition)
+    }
+
+    /// The buffer, for the next [`SstableScanner::next_scanned`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// A forward-only reader of one component: spans asked for in increasing order are
@@ -325,9 +429,15 @@ impl SequentialFile {
                 .read_at(at, want as usize)
                 .await
                 .map_err(SstableError::io("read", &path()))?;
-            self.buffer.extend_from_slice(&got);
-            at += got.len() as u64;
-            if (got.len() as u64) < want {
+            let got_len = got.len() as u64;
+            if self.buffer.is_empty() {
+                self.buffer = got;
+            } else {
+                self.buffer.extend_from_slice(&got);
+            }
+            let short = got_len < want;
+            at += got_len;
+            if short {
                 break;
             }
         }
