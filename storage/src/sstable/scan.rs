@@ -12,13 +12,17 @@
 //! direct reads (`read_ahead_bytes` each, several chunks or index blocks per IO),
 //! verifies and decompresses each chunk once into a window of the uncompressed stream,
 //! and decodes partitions straight out of that window. It never touches the chunk
-//! cache. Memory: two read buffers of `read_ahead_bytes` plus a window of about one
-//! chunk (more while one partition spans several), so a compaction of `n` inputs holds
-//! about `n × (2 × read_ahead + chunk)` bytes of input.
+//! cache. Each file's next read is started (in its own task) as soon as the one before
+//! is used, so the disk works while the merge decodes. Memory: per file a buffer and a
+//! read in flight of `read_ahead_bytes` each, plus a window of about one chunk (more
+//! while one partition spans several), so a compaction of `n` inputs holds about
+//! `n × (4 × read_ahead + chunk)` bytes of input.
 //!
 //! Every check of the random-access path is kept: chunk CRCs and lengths, index block
 //! CRCs, lengths against the data, the key in each header against the index, rows in
 //! clustering order.
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -169,10 +173,9 @@ impl SstableScanner {
             };
             let (offset, len) = (block.offset, block.len as usize);
             self.next_block += 1;
-            let sstable = &self.sstable;
             let bytes = self
                 .index
-                .span(&sstable.index, sstable, offset, len)
+                .span(&self.sstable, |s| &s.index, offset, len)
                 .await?;
             self.entries = decode_index_block(offset, bytes)?.into_iter();
         }
@@ -247,10 +250,9 @@ impl SstableScanner {
         let chunk_size = compression.chunk_size;
         let expected =
             (compression.uncompressed_len - self.next_chunk * chunk_size).min(chunk_size) as usize;
-        let sstable = &self.sstable;
         let raw = self
             .data
-            .span(&sstable.data, sstable, start, (end - start) as usize)
+            .span(&self.sstable, |s| &s.data, start, (end - start) as usize)
             .await?;
         let body = raw.len().saturating_sub(4);
         verify_crc(Component::Data, start, &raw[..body], &raw[body..])?;
@@ -361,7 +363,20 @@ struct SequentialFile {
     buffer: Vec<u8>,
     /// File offset of `buffer[0]` (aligned).
     buffer_start: u64,
+    /// The read after the buffer, started when the buffer was filled, so the disk
+    /// works while the merge decodes.
+    prefetch: Option<Prefetch>,
 }
+
+/// A read running in its own task: file offset and the bytes it asked for.
+struct Prefetch {
+    at: u64,
+    want: u64,
+    read: Pin<Box<dyn Future<Output = std::io::Result<Vec<u8>>>>>,
+}
+
+/// Which file of an SSTable a [`SequentialFile`] reads.
+type FileOf = fn(&Sstable) -> &DmaFile;
 
 impl SequentialFile {
     fn new(component: Component, len: u64, read_ahead: usize) -> SequentialFile {
@@ -371,14 +386,16 @@ impl SequentialFile {
             read_ahead,
             buffer: Vec::new(),
             buffer_start: 0,
+            prefetch: None,
         }
     }
 
-    /// `len` bytes at `pos`; `pos` must not be before any span asked for earlier.
+    /// `len` bytes at `pos` of `file_of(sstable)`; `pos` must not be before any span
+    /// asked for earlier.
     async fn span(
         &mut self,
-        file: &DmaFile,
-        sstable: &Sstable,
+        sstable: &Rc<Sstable>,
+        file_of: FileOf,
         pos: u64,
         len: usize,
     ) -> Result<&[u8], SstableError> {
@@ -394,22 +411,22 @@ impl SequentialFile {
         };
         let buffer_end = self.buffer_start + self.buffer.len() as u64;
         if end > buffer_end {
-            self.refill(file, sstable, pos, end).await?;
+            self.refill(sstable, file_of, pos, end).await?;
         }
         let from = (pos - self.buffer_start) as usize;
         Ok(&self.buffer[from..from + len])
     }
 
     /// Keeps the buffered bytes from `pos` on and reads on until `end` is buffered,
-    /// at least `read_ahead` bytes past what was buffered.
+    /// at least `read_ahead` bytes past what was buffered; then starts the next read.
     async fn refill(
         &mut self,
-        file: &DmaFile,
-        sstable: &Sstable,
+        sstable: &Rc<Sstable>,
+        file_of: FileOf,
         pos: u64,
         end: u64,
     ) -> Result<(), SstableError> {
-        let align = file.alignment();
+        let align = file_of(sstable).alignment();
         let buffer_end = self.buffer_start + self.buffer.len() as u64;
         let keep_from = (pos - pos % align).max(self.buffer_start);
         if keep_from >= buffer_end {
@@ -424,20 +441,22 @@ impl SequentialFile {
         let mut at = self.buffer_start + self.buffer.len() as u64;
         let want_end = end.max(at + self.read_ahead as u64).min(self.len);
         while at < want_end {
-            let want = ((want_end - at).div_ceil(align) * align).min(MAX_IO_BYTES as u64);
-            let got = file
-                .read_at(at, want as usize)
-                .await
-                .map_err(SstableError::io("read", &path()))?;
+            let (want, got) = match self.prefetch.take().filter(|p| p.at == at) {
+                Some(prefetch) => (prefetch.want, prefetch.read.await),
+                None => {
+                    let want = ((want_end - at).div_ceil(align) * align).min(MAX_IO_BYTES as u64);
+                    (want, file_of(sstable).read_at(at, want as usize).await)
+                }
+            };
+            let got = got.map_err(SstableError::io("read", &path()))?;
             let got_len = got.len() as u64;
             if self.buffer.is_empty() {
                 self.buffer = got;
             } else {
                 self.buffer.extend_from_slice(&got);
             }
-            let short = got_len < want;
             at += got_len;
-            if short {
+            if got_len < want {
                 break;
             }
         }
@@ -447,6 +466,19 @@ impl SequentialFile {
                 at,
                 "file shorter than expected",
             ));
+        }
+        if at < self.len {
+            let want = ((self.len - at).min(self.read_ahead as u64).div_ceil(align) * align)
+                .min(MAX_IO_BYTES as u64);
+            let owner = Rc::clone(sstable);
+            let read = scheduler::spawn_local_task(async move {
+                file_of(&owner).read_at(at, want as usize).await
+            });
+            self.prefetch = Some(Prefetch {
+                at,
+                want,
+                read: Box::pin(read),
+            });
         }
         Ok(())
     }
