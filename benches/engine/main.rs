@@ -9,6 +9,8 @@
 //!   memtable, flushes, compactions) and the same workload into fjall.
 //! - `write-amp`: bytes written by flush and compaction per byte of user
 //!   data, for one compaction strategy.
+//! - `compaction`: a major compaction alone, MB/s of input and CPU seconds
+//!   (the load and the compaction can run as separate processes).
 //! - `io-latency`: single-partition reads at a fixed rate from SSTables,
 //!   idle and while a major compaction runs on the same shard, with the IO
 //!   scheduler on or bypassed.
@@ -17,6 +19,7 @@
 //! memtables, background flushes and compactions) rather than starting a
 //! node, so that a major compaction can be started at a chosen moment.
 mod commitlog_bench;
+mod compaction_bench;
 mod insert_bench;
 mod io_latency_bench;
 mod workload;
@@ -41,6 +44,7 @@ enum Command {
     Fjall(insert_bench::FjallOptions),
     WriteAmp(write_amp_bench::Options),
     IoLatency(io_latency_bench::Options),
+    Compaction(compaction_bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +61,6 @@ fn main() -> anyhow::Result<()> {
         Command::Fjall(options) => insert_bench::run_fjall(options),
         Command::WriteAmp(options) => write_amp_bench::run(options),
         Command::IoLatency(options) => io_latency_bench::run(options),
+        Command::Compaction(options) => compaction_bench::run(options),
     }
 }

@@ -186,6 +186,9 @@ struct State {
     flushing: Vec<SealedMemtable>,
     /// Live SSTables, oldest first.
     sstables: Vec<Rc<Sstable>>,
+    /// Bumped by every change of `sstables`, so a running compaction knows when the
+    /// SSTables outside it changed.
+    sstables_version: u64,
     /// Bumped by every truncation: a flush that sealed before one throws its output away.
     truncations: u64,
     /// Set when the table is dropped: flushes still running throw their output away.
@@ -351,6 +354,7 @@ impl Table {
             match Sstable::open(&dir, raw).await {
                 Ok(sstable) => {
                     state.sstables.push(Rc::new(sstable));
+                    state.sstables_version += 1;
                     report.opened += 1;
                 }
                 Err(error) => {
@@ -538,6 +542,7 @@ impl Table {
                             .retain(|s| !Rc::ptr_eq(&s.memtable, &memtable));
                         if !state.dropped && state.truncations == truncations {
                             state.sstables.push(Rc::new(sstable));
+                            state.sstables_version += 1;
                             None
                         } else {
                             Some(sstable)
@@ -726,16 +731,26 @@ impl Table {
         };
         // Judged per key when the merge reaches it, against the sources of that moment
         // (a flush finishing meanwhile adds an SSTable that may hold older data).
+        // The SSTables outside the job, listed again only when the table's list changed.
+        let others: RefCell<Option<(u64, Vec<Rc<Sstable>>)>> = RefCell::new(None);
         let purgeable = |key: &DecoratedKey| {
             let state = self.state.borrow();
-            let others: Vec<Rc<Sstable>> = state
-                .sstables
-                .iter()
-                .filter(|s| !job.inputs.contains(&s.generation()))
-                .cloned()
-                .collect();
-            let versions: Vec<&Partition> = memtables(&state).filter_map(|m| m.get(key)).collect();
-            compaction::max_purgeable_timestamp(key, &others, &versions)
+            let mut others = others.borrow_mut();
+            if others
+                .as_ref()
+                .is_none_or(|(v, _)| *v != state.sstables_version)
+            {
+                let list = state
+                    .sstables
+                    .iter()
+                    .filter(|s| !job.inputs.contains(&s.generation()))
+                    .cloned()
+                    .collect();
+                *others = Some((state.sstables_version, list));
+            }
+            let (_, list) = others.as_ref().expect("listed above");
+            let versions = memtables(&state).filter_map(|m| m.get(key));
+            compaction::max_purgeable_timestamp_of(key, list.iter().map(|s| &**s), versions)
         };
         let purge = PurgeOptions {
             now_secs: now,
@@ -775,6 +790,7 @@ impl Table {
                     .sstables
                     .retain(|s| !job.inputs.contains(&s.generation()));
                 state.sstables.extend(opened);
+                state.sstables_version += 1;
                 None
             }
         };
@@ -949,6 +965,7 @@ impl Table {
             state.memtable_min_position = None;
             state.flushing.clear();
             state.truncations += 1;
+            state.sstables_version += 1;
             std::mem::take(&mut state.sstables)
         });
         self.delete_sstables(sstables).await

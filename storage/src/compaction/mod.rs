@@ -5,12 +5,16 @@
 //!
 //! - [`strategy`]: which SSTables to merge next ([`CompactionStrategy::pick`]), a pure
 //!   function of their statistics, parsed from the table's `compaction` options.
-//! - [`compact`]: the merge itself, streaming: each input is read in batches of
-//!   [`SCAN_BATCH_PARTITIONS`] partitions, so memory is bounded by the inputs' count
-//!   times a batch, never a whole SSTable. Equal keys are merged with
+//! - [`compact`]: the merge itself, streaming: each input is read front to back once by
+//!   an [`SstableScanner`] (large sequential reads, bypassing the chunk cache), so
+//!   memory is bounded by [`READ_AHEAD_BUDGET_BYTES`] plus one partition per input,
+//!   never a whole SSTable. The inputs' next partitions sit in a binary heap by key.
+//!   A partition only one input holds and that compacting could not change (plain: no
+//!   tombstone, no TTL, no empty row; one row block) is copied as it lies, with no
+//!   decoding: most of a typical compaction. Otherwise equal keys are merged with
 //!   [`Partition::merge`], compacted with [`Partition::compact`] (shadowed data dropped,
 //!   expired cells turned to tombstones, old tombstones purged), partitions left empty
-//!   are dropped, and outputs are split once one holds the job's maximum bytes.
+//!   are dropped. Outputs are split once one holds the job's maximum bytes.
 //! - [`log`]: the compaction log that makes the swap atomic across a crash
 //!   ([`CompactionTxn`], [`recover`]).
 //!
@@ -29,8 +33,6 @@ pub mod strategy;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
-use std::ops::Bound;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -39,12 +41,11 @@ pub use log::{
 };
 pub use strategy::{CompactionJob, CompactionStrategy, JobKind, SstableInfo};
 
-use crate::model::{DecoratedKey, Partition, PartitionRange, RingPosition};
-use crate::sstable::{Sstable, SstableError, SstableMeta, SstableOptions, SstableWriter};
-
-/// Partitions read from each input per scan: the merge holds at most this many
-/// partitions per input at a time.
-pub const SCAN_BATCH_PARTITIONS: usize = 32;
+use crate::model::{DecoratedKey, Partition};
+use crate::sstable::{
+    ScannedPartition, Sstable, SstableError, SstableMeta, SstableOptions, SstableScanner,
+    SstableWriter,
+};
 
 /// Why a compaction failed.
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +132,21 @@ pub fn max_purgeable_timestamp(
     other_sstables: &[Rc<Sstable>],
     memtable_versions: &[&Partition],
 ) -> i64 {
+    max_purgeable_timestamp_of(
+        key,
+        other_sstables.iter().map(|s| &**s),
+        memtable_versions.iter().copied(),
+    )
+}
+
+/// [`max_purgeable_timestamp`] over iterators, so a caller filtering its sources per
+/// key (compaction asks once per partition) builds no list.
+pub fn max_purgeable_timestamp_of<'a>(
+    key: &DecoratedKey,
+    other_sstables: impl Iterator<Item = &'a Sstable>,
+    memtable_versions: impl Iterator<Item = &'a Partition>,
+) -> i64 {
     let in_sstables = other_sstables
-        .iter()
         .filter(|s| {
             let stats = s.stats();
             let in_range = stats.min_token.is_some_and(|t| t <= key.token)
@@ -140,45 +154,155 @@ pub fn max_purgeable_timestamp(
             in_range && s.may_contain(key)
         })
         .filter_map(|s| s.stats().min_timestamp);
-    let in_memtables = memtable_versions.iter().filter_map(|p| p.min_timestamp());
+    let in_memtables = memtable_versions.filter_map(|p| p.min_timestamp());
     in_sstables.chain(in_memtables).min().unwrap_or(i64::MAX)
 }
 
-/// One input being read in batches.
-struct InputCursor {
-    sstable: Rc<Sstable>,
-    batch: VecDeque<(DecoratedKey, Partition)>,
-    /// The last key read: the next batch starts after it.
-    last_key: Option<DecoratedKey>,
-    exhausted: bool,
+/// Bytes of input read-ahead a compaction holds in all (read buffers and reads in
+/// flight of every input's index and data); each input gets its share, within the
+/// scanner's bounds.
+pub const READ_AHEAD_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+
+/// The inputs being merged: each one's scanner and the partition it is at, and a binary
+/// min-heap (by that partition's key) of the inputs that have one.
+struct MergeInputs {
+    scanners: Vec<SstableScanner>,
+    heads: Vec<Option<ScannedPartition>>,
+    /// Input indexes; `heads[heap[0]]` holds the smallest key.
+    heap: Vec<usize>,
+    /// Buffers of partitions written, for the scanners to fill again.
+    spare: Vec<Vec<u8>>,
 }
 
-impl InputCursor {
-    /// Reads the next batch if the current one is used up.
-    async fn fill(&mut self) -> Result<(), SstableError> {
-        if !self.batch.is_empty() || self.exhausted {
-            return Ok(());
-        }
-        let start = match &self.last_key {
-            None => Bound::Unbounded,
-            Some(key) => Bound::Excluded(RingPosition::key(key)),
+/// What the merge found for the next key.
+enum Merged {
+    /// One input holds the key and its bytes can be written as they are.
+    Copy(ScannedPartition),
+    /// Every input's version, decoded and merged.
+    Decoded(DecoratedKey, Partition),
+}
+
+impl MergeInputs {
+    async fn open(inputs: &[Rc<Sstable>]) -> Result<MergeInputs, SstableError> {
+        // Per input: index and data, each a buffer and a read in flight.
+        let read_ahead = READ_AHEAD_BUDGET_BYTES / (4 * inputs.len().max(1));
+        let mut merge = MergeInputs {
+            scanners: inputs
+                .iter()
+                .map(|s| SstableScanner::new(Rc::clone(s), read_ahead))
+                .collect(),
+            heads: Vec::with_capacity(inputs.len()),
+            heap: Vec::with_capacity(inputs.len()),
+            spare: Vec::new(),
         };
-        let range = PartitionRange {
-            start,
-            end: Bound::Unbounded,
-        };
-        let batch = self
-            .sstable
-            .scan_limited(&range, SCAN_BATCH_PARTITIONS)
-            .await?;
-        self.exhausted = batch.len() < SCAN_BATCH_PARTITIONS;
-        // Keys arrive in ring order (the index is checksummed and was written in order);
-        // were they not, the output writer would refuse them (`OutOfOrder`).
-        if let Some((key, _)) = batch.last() {
-            self.last_key = Some(key.clone());
+        for i in 0..inputs.len() {
+            let head = merge.scanners[i].next_scanned(Vec::new()).await?;
+            merge.heads.push(head);
+            if merge.heads[i].is_some() {
+                merge.heap.push(i);
+                merge.sift_up(merge.heap.len() - 1);
+            }
         }
-        self.batch.extend(batch);
-        Ok(())
+        Ok(merge)
+    }
+
+    fn key(&self, input: usize) -> &DecoratedKey {
+        &self.heads[input]
+            .as_ref()
+            .expect("inputs in the heap have a head")
+            .key
+    }
+
+    /// Heap order: by key, then by input, so the versions of a key merge in input order
+    /// (the merged partition's range tombstones keep the order they had before heaps).
+    fn less(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (self.heap[a], self.heap[b]);
+        (self.key(a), a) < (self.key(b), b)
+    }
+
+    /// The smallest key among the inputs: its bytes when one input holds it and they
+    /// can be copied, else every input's version of it decoded and merged.
+    async fn next_merged(&mut self, read: &mut u64) -> Result<Option<Merged>, SstableError> {
+        let Some(first) = self.pop().await? else {
+            return Ok(None);
+        };
+        *read += 1;
+        let alone = self
+            .heap
+            .first()
+            .is_none_or(|&top| *self.key(top) != first.key);
+        if alone && first.is_copyable() {
+            return Ok(Some(Merged::Copy(first)));
+        }
+        let mut merged = first.decode()?;
+        while self
+            .heap
+            .first()
+            .is_some_and(|&top| *self.key(top) == first.key)
+        {
+            let next = self.pop().await?.expect("the heap is not empty");
+            *read += 1;
+            merged.merge(&next.decode()?);
+            self.recycle(next);
+        }
+        let key = first.key.clone();
+        self.recycle(first);
+        Ok(Some(Merged::Decoded(key, merged)))
+    }
+
+    /// Keeps a partition's buffer for the scanners to reuse.
+    fn recycle(&mut self, partition: ScannedPartition) {
+        if self.spare.len() < 4 {
+            self.spare.push(partition.into_buffer());
+        }
+    }
+
+    /// Takes the smallest head and moves its input on.
+    async fn pop(&mut self) -> Result<Option<ScannedPartition>, SstableError> {
+        let Some(&top) = self.heap.first() else {
+            return Ok(None);
+        };
+        let buffer = self.spare.pop().unwrap_or_default();
+        let next = self.scanners[top].next_scanned(buffer).await?;
+        let head = std::mem::replace(&mut self.heads[top], next);
+        if self.heads[top].is_none() {
+            let last = self.heap.pop().expect("the heap is not empty");
+            if self.heap.is_empty() {
+                return Ok(head);
+            }
+            self.heap[0] = last;
+        }
+        self.sift_down(0);
+        Ok(head)
+    }
+
+    fn sift_up(&mut self, mut at: usize) {
+        while at > 0 {
+            let parent = (at - 1) / 2;
+            if !self.less(at, parent) {
+                return;
+            }
+            self.heap.swap(at, parent);
+            at = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut at: usize) {
+        loop {
+            let (left, right) = (2 * at + 1, 2 * at + 2);
+            let mut smallest = at;
+            if left < self.heap.len() && self.less(left, smallest) {
+                smallest = left;
+            }
+            if right < self.heap.len() && self.less(right, smallest) {
+                smallest = right;
+            }
+            if smallest == at {
+                return;
+            }
+            self.heap.swap(at, smallest);
+            at = smallest;
+        }
     }
 }
 
@@ -198,6 +322,25 @@ impl Outputs<'_> {
         key: &DecoratedKey,
         partition: &Partition,
     ) -> Result<(), CompactionError> {
+        let writer = self.writer_for(key).await?;
+        writer.add_partition(key, partition).await?;
+        self.last_token = Some(key.token);
+        Ok(())
+    }
+
+    async fn add_copied(&mut self, scanned: &ScannedPartition) -> Result<(), CompactionError> {
+        let writer = self.writer_for(&scanned.key).await?;
+        writer.add_copied_partition(scanned).await?;
+        self.last_token = Some(scanned.key.token);
+        Ok(())
+    }
+
+    /// The output `key` goes to: the current one, or a new one once the current one
+    /// is full and the token changes.
+    async fn writer_for(
+        &mut self,
+        key: &DecoratedKey,
+    ) -> Result<&mut SstableWriter, CompactionError> {
         // Split only between tokens, so the outputs' token ranges are disjoint.
         let full = self.current.as_ref().is_some_and(|w| {
             w.data_bytes_estimate() >= self.options.max_output_bytes
@@ -216,10 +359,7 @@ impl Outputs<'_> {
             writer.set_replay_floor(self.options.replay_floor);
             self.current = Some(writer);
         }
-        let writer = self.current.as_mut().expect("an output is open");
-        writer.add_partition(key, partition).await?;
-        self.last_token = Some(key.token);
-        Ok(())
+        Ok(self.current.as_mut().expect("an output is open"))
     }
 
     async fn finish_current(&mut self) -> Result<(), CompactionError> {
@@ -244,15 +384,7 @@ pub async fn compact(
     if inputs.is_empty() {
         return Err(CompactionError::NoInputs);
     }
-    let mut cursors: Vec<InputCursor> = inputs
-        .iter()
-        .map(|sstable| InputCursor {
-            sstable: Rc::clone(sstable),
-            batch: VecDeque::new(),
-            last_key: None,
-            exhausted: false,
-        })
-        .collect();
+    let mut merge = MergeInputs::open(inputs).await?;
     let mut outputs = Outputs {
         txn,
         next_generation,
@@ -262,8 +394,17 @@ pub async fn compact(
         finished: Vec::new(),
     };
     let gc_before = purge.gc_before_secs();
-    let (mut read, mut dropped) = (0u64, 0u64);
-    while let Some((key, mut partition)) = next_merged(&mut cursors, &mut read).await? {
+    let (mut read, mut dropped, mut copied) = (0u64, 0u64, 0u64);
+    while let Some(merged) = merge.next_merged(&mut read).await? {
+        let (key, mut partition) = match merged {
+            Merged::Copy(scanned) => {
+                copied += 1;
+                outputs.add_copied(&scanned).await?;
+                merge.recycle(scanned);
+                continue;
+            }
+            Merged::Decoded(key, partition) => (key, partition),
+        };
         partition.compact(
             purge.now_secs,
             gc_before,
@@ -281,40 +422,9 @@ pub async fn compact(
         inputs = inputs.len(),
         partitions_read = read,
         partitions_dropped = dropped,
+        partitions_copied = copied,
         outputs = finished.len(),
         "compaction merged"
     );
     Ok(finished)
-}
-
-/// The smallest key among the inputs with every input's version of it merged.
-async fn next_merged(
-    cursors: &mut [InputCursor],
-    read: &mut u64,
-) -> Result<Option<(DecoratedKey, Partition)>, CompactionError> {
-    for cursor in cursors.iter_mut() {
-        cursor.fill().await?;
-    }
-    let Some(key) = cursors
-        .iter()
-        .filter_map(|c| c.batch.front().map(|(k, _)| k))
-        .min()
-        .cloned()
-    else {
-        return Ok(None);
-    };
-    let mut merged: Option<Partition> = None;
-    for cursor in cursors.iter_mut() {
-        if cursor.batch.front().is_some_and(|(k, _)| *k == key) {
-            let (_, partition) = cursor.batch.pop_front().expect("front exists");
-            *read += 1;
-            match &mut merged {
-                None => merged = Some(partition),
-                Some(m) => {
-                    m.merge(&partition);
-                }
-            }
-        }
-    }
-    Ok(merged.map(|p| (key, p)))
 }

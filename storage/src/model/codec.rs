@@ -201,6 +201,151 @@ pub(crate) fn decode_rows(bytes: &[u8]) -> Result<Vec<(Bytes, Row)>, CodecError>
     }
 }
 
+/// What a pass over encoded partition parts found without decoding them: whether the
+/// parts are *plain* (no tombstone of any kind, no TTL, no empty row), and if so their
+/// cell count (row markers included) and timestamp range, as SSTable statistics count
+/// them. A compaction may copy a plain partition's bytes as they are: compacting it
+/// would change nothing (nothing to shadow, expire or purge, nothing empty to drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlainSkim {
+    /// False once anything that is not plain was seen; the other fields then mean
+    /// nothing, and the pass stopped there.
+    pub plain: bool,
+    /// Cells and row markers.
+    pub cells: u64,
+    /// Static and clustering rows.
+    pub rows: u64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+impl Default for PlainSkim {
+    fn default() -> Self {
+        PlainSkim {
+            plain: true,
+            cells: 0,
+            rows: 0,
+            min_timestamp: i64::MAX,
+            max_timestamp: i64::MIN,
+        }
+    }
+}
+
+impl PlainSkim {
+    fn timestamp(&mut self, timestamp: i64) {
+        self.min_timestamp = self.min_timestamp.min(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// Skims a partition header (the mutation encoding with no clustering rows, as
+    /// SSTables store it); returns its token and key bytes. Malformed bytes are an
+    /// error or leave the skim not plain (a full decode then reports them).
+    pub(crate) fn header<'a>(&mut self, bytes: &'a [u8]) -> Result<(i64, &'a [u8]), CodecError> {
+        let mut r = Reader { bytes, offset: 0 };
+        let version = r.u8("version")?;
+        r.take("table id", 16)?;
+        let token = i64::from_be_bytes(r.array("token")?);
+        let key_len = r.u32("partition key")? as usize;
+        let key = r.take("partition key", key_len)?;
+        if version != MUTATION_FORMAT_VERSION {
+            self.plain = false;
+            return Ok((token, key));
+        }
+        let flags = r.u8("mutation flags")?;
+        if flags & !2 != 0 {
+            self.plain = false;
+            return Ok((token, key));
+        }
+        if flags & 2 != 0 {
+            self.row(&mut r)?;
+        }
+        let rows = r.u32("row count")?;
+        let range_tombstones = r.u32("range tombstone count")?;
+        if rows != 0 || range_tombstones != 0 || r.offset != bytes.len() {
+            self.plain = false;
+        }
+        Ok((token, key))
+    }
+
+    /// Skims a row block's payload (`rows u32 × (clustering bytes, row)`); rows must
+    /// be in strictly increasing clustering order, after `previous` (the last
+    /// clustering key of the block before, if any). Returns the block's last key.
+    pub(crate) fn row_block<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        mut previous: Option<&'a [u8]>,
+    ) -> Result<Option<&'a [u8]>, CodecError> {
+        let mut r = Reader { bytes, offset: 0 };
+        let count = r.count("row count")?;
+        for _ in 0..count {
+            let len = r.u32("clustering key")? as usize;
+            let clustering = r.take("clustering key", len)?;
+            if previous.is_some_and(|p| p >= clustering) {
+                self.plain = false;
+            }
+            previous = Some(clustering);
+            self.row(&mut r)?;
+            if !self.plain {
+                return Ok(previous);
+            }
+        }
+        if r.offset != bytes.len() {
+            self.plain = false;
+        }
+        Ok(previous)
+    }
+
+    fn row(&mut self, r: &mut Reader<'_>) -> Result<(), CodecError> {
+        self.rows += 1;
+        let flags = r.u8("row flags")?;
+        if flags & !1 != 0 {
+            self.plain = false;
+            return Ok(());
+        }
+        let marked = flags & 1 != 0;
+        if marked {
+            self.cells += 1;
+            self.timestamp(r.i64("row marker timestamp")?);
+            if r.u8("expiry")? != 0 {
+                self.plain = false;
+                return Ok(());
+            }
+        }
+        let cells = r.count("cell count")?;
+        if !marked && cells == 0 {
+            self.plain = false;
+            return Ok(());
+        }
+        for _ in 0..cells {
+            r.u32("cell column")?;
+            match r.u8("cell path")? {
+                0 => {}
+                1 => {
+                    let len = r.u32("cell path")? as usize;
+                    r.take("cell path", len)?;
+                }
+                _ => {
+                    self.plain = false;
+                    return Ok(());
+                }
+            }
+            self.timestamp(r.i64("cell timestamp")?);
+            // Live and not expiring: kind 0, expiry tag 0.
+            if r.u8("cell kind")? != 0 || r.u8("expiry")? != 0 {
+                self.plain = false;
+                return Ok(());
+            }
+            let len = r.u32("cell value")? as usize;
+            r.take("cell value", len)?;
+            self.cells += 1;
+        }
+        if r.u32("complex deletion count")? != 0 {
+            self.plain = false;
+        }
+        Ok(())
+    }
+}
+
 fn put_len(out: &mut Vec<u8>, len: usize) {
     let len = u32::try_from(len).expect("mutation parts are far below 4 GiB");
     out.extend_from_slice(&len.to_be_bytes());
@@ -283,8 +428,8 @@ struct Reader<'a> {
     offset: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, field: &'static str, needed: usize) -> Result<&[u8], CodecError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, field: &'static str, needed: usize) -> Result<&'a [u8], CodecError> {
         let available = self.bytes.len() - self.offset;
         if needed > available {
             return Err(CodecError::Truncated {
@@ -614,6 +759,63 @@ mod tests {
         #[test]
         fn any_mutation_round_trips(m in mutation()) {
             prop_assert_eq!(Mutation::decode(&m.encode()), Ok(m));
+        }
+
+        #[test]
+        fn a_skim_agrees_with_decoding(m in mutation(), skip_static in any::<bool>()) {
+            let mut m = m;
+            if skip_static {
+                m.static_row = None;
+            }
+            let rows: std::collections::BTreeMap<Bytes, Row> = m.rows.drain(..).collect();
+            let header = m.encode();
+            let mut block = Vec::new();
+            put_len(&mut block, rows.len());
+            for (clustering, row) in &rows {
+                encode_clustering_row(&mut block, clustering, row);
+            }
+            let mut skim = PlainSkim::default();
+            let (token, key) = skim.header(&header).expect("header skims");
+            prop_assert_eq!((token, key), (m.key.token, &m.key.key[..]));
+            if skim.plain {
+                skim.row_block(&block, None).expect("block skims");
+            }
+            let all_rows: Vec<&Row> = m.static_row.iter().chain(rows.values()).collect();
+            let plain_row = |r: &&Row| {
+                r.deletion.is_none()
+                    && r.complex_deletions.is_empty()
+                    && r.marker.is_none_or(|m| m.expiry.is_none())
+                    && (r.marker.is_some() || !r.cells.is_empty())
+                    && r.cells.values().all(|c| {
+                        matches!(c.kind, CellKind::Live { expiry: None, .. })
+                    })
+            };
+            let plain = m.partition_deletion.is_none()
+                && m.range_tombstones.is_empty()
+                && all_rows.iter().all(plain_row);
+            prop_assert_eq!(skim.plain, plain);
+            if plain {
+                let timestamps: Vec<i64> = all_rows
+                    .iter()
+                    .flat_map(|r| {
+                        r.marker.iter().map(|m| m.timestamp)
+                            .chain(r.cells.values().map(|c| c.timestamp))
+                    })
+                    .collect();
+                prop_assert_eq!(skim.cells, timestamps.len() as u64);
+                prop_assert_eq!(skim.rows, all_rows.len() as u64);
+                if !timestamps.is_empty() {
+                    prop_assert_eq!(skim.min_timestamp, *timestamps.iter().min().expect("some"));
+                    prop_assert_eq!(skim.max_timestamp, *timestamps.iter().max().expect("some"));
+                }
+            }
+        }
+
+        #[test]
+        fn skimming_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut skim = PlainSkim::default();
+            let _ = skim.header(&bytes);
+            let _ = skim.row_block(&bytes, None);
         }
 
         #[test]

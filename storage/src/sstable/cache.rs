@@ -3,8 +3,9 @@
 //!
 //! Why chunks and not partitions or rows: a chunk is the unit the reader verifies and
 //! decompresses, so caching it saves exactly the disk read, the CRC and the lz4 work, and
-//! every read path (point reads, slices, scans, compaction) shares it without knowing the
-//! partition layout. SSTables are immutable, so an entry never goes stale: it is keyed by
+//! every random-access read path (point reads, slices, scans) shares it without knowing
+//! the partition layout. Compaction does not use it: it reads each chunk of its inputs
+//! once, front to back (`sstable::scan`), and would only evict what reads need. SSTables are immutable, so an entry never goes stale: it is keyed by
 //! the SSTable's cache id (unique on the shard, never reused) and the chunk index, and is
 //! dropped when the SSTable is dropped or by eviction.
 //!

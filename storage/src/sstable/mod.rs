@@ -38,6 +38,7 @@ mod cache;
 mod clustering;
 mod format;
 mod reader;
+mod scan;
 mod writer;
 
 #[cfg(test)]
@@ -49,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCache, ChunkCacheStats, DEFAULT_CHUNK_CACHE_BYTES};
 pub use reader::Sstable;
+pub use scan::{ScannedPartition, SstableScanner};
 pub use writer::SstableWriter;
 
 use crate::commitlog::ReplayPosition;

@@ -36,10 +36,10 @@ const INDEX_BLOCK: u64 = 1 << 63;
 pub struct Sstable {
     dir: PathBuf,
     generation: u64,
-    data: DmaFile,
-    index: DmaFile,
-    compression: CompressionInfo,
-    summary: Vec<SummaryEntry>,
+    pub(super) data: DmaFile,
+    pub(super) index: DmaFile,
+    pub(super) compression: CompressionInfo,
+    pub(super) summary: Vec<SummaryEntry>,
     bloom: Bloom,
     stats: SstableStats,
     /// What it holds below the partition level (`None`: format 3, not recorded).

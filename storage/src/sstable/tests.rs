@@ -2,6 +2,7 @@
 //! one-shard glommio executor. Contents come from a memtable fed random mutations.
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bytes::Bytes;
 
@@ -168,7 +169,39 @@ async fn read_all(
     generation: u64,
     keys: &[DecoratedKey],
 ) -> Result<(Vec<Option<Partition>>, Vec<(DecoratedKey, Partition)>), SstableError> {
-    let sstable = Sstable::open(dir, generation).await?;
+    let sstable = Rc::new(Sstable::open(dir, generation).await?);
+    let scanned = scan_whole(&sstable, 0).await;
+    let random = read_randomly(&sstable, keys).await;
+    match (scanned, random) {
+        (Ok(scanned), Ok((points, scan))) => {
+            assert_eq!(scanned, scan, "the scanner reads what the scan reads");
+            Ok((points, scan))
+        }
+        (Err(e), Err(_)) => Err(e),
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
+            panic!("one read path noticed damage the other missed: {e}")
+        }
+    }
+}
+
+/// Every partition, through [`SstableScanner`] (what compaction reads with).
+pub(crate) async fn scan_whole(
+    sstable: &Rc<Sstable>,
+    read_ahead_bytes: usize,
+) -> Result<Vec<(DecoratedKey, Partition)>, SstableError> {
+    let mut scanner = SstableScanner::new(Rc::clone(sstable), read_ahead_bytes);
+    let mut out = Vec::new();
+    while let Some(p) = scanner.next_partition().await? {
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Point reads and slices of `keys`, then a full scan, through the random-access paths.
+async fn read_randomly(
+    sstable: &Sstable,
+    keys: &[DecoratedKey],
+) -> Result<(Vec<Option<Partition>>, Vec<(DecoratedKey, Partition)>), SstableError> {
     let mut points = Vec::new();
     let mut rng = Rng(5);
     for key in keys {
@@ -473,6 +506,11 @@ fn partitions_larger_than_chunks_and_ios_round_trip() {
         }
         let scan = sstable.scan(&PartitionRange::full()).await.expect("scan");
         assert_eq!(scan, contents(&memtable));
+        let sstable = Rc::new(sstable);
+        for read_ahead in [0, 100_000] {
+            let scanned = scan_whole(&sstable, read_ahead).await.expect("scanner");
+            assert_eq!(scanned, contents(&memtable), "read ahead {read_ahead}");
+        }
     });
 }
 

@@ -2,7 +2,11 @@
 //! header, row blocks, end marker and, for several blocks, a clustering index); index,
 //! summary, filter and statistics are kept in memory and written at `finish`, then the
 //! TOC.
+use std::collections::VecDeque;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
@@ -15,7 +19,7 @@ use super::format::{
     encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
     IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
-use super::{Component, SstableError, SstableMeta, SstableOptions, SstableStats};
+use super::{Component, ScannedPartition, SstableError, SstableMeta, SstableOptions, SstableStats};
 use crate::model::codec::encode_clustering_row;
 use crate::model::{CellKind, DecoratedKey, Partition, Row};
 
@@ -39,12 +43,23 @@ pub struct SstableWriter {
     clustering: ClusteringStats,
 }
 
-/// `Data.db` being appended: whole aligned IOs go out as they fill.
+/// Writes of `Data.db` in flight at once, each of [`MAX_IO_BYTES`]: the writer goes on
+/// filling and compressing chunks while the disk writes the ones before.
+const WRITES_IN_FLIGHT: usize = 4;
+
+/// A write of `Data.db` running in its own task (in the writer's task queue, so in its
+/// IO class).
+type DataWrite = Pin<Box<dyn Future<Output = std::io::Result<()>>>>;
+
+/// `Data.db` being appended: whole aligned IOs go out as they fill, up to
+/// [`WRITES_IN_FLIGHT`] at once.
 struct DataStream {
-    file: DmaFile,
+    file: Rc<DmaFile>,
     path: PathBuf,
     pending: Vec<u8>,
+    /// Bytes handed to writes (the file offset of `pending[0]`).
     flushed: u64,
+    in_flight: VecDeque<DataWrite>,
 }
 
 impl DataStream {
@@ -52,20 +67,58 @@ impl DataStream {
         self.flushed + self.pending.len() as u64
     }
 
-    async fn append(&mut self, bytes: &[u8]) -> Result<(), SstableError> {
-        self.pending.extend_from_slice(bytes);
-        while self.pending.len() >= MAX_IO_BYTES {
-            let piece: Vec<u8> = self.pending.drain(..MAX_IO_BYTES).collect();
-            write_padded(&self.file, &self.path, self.flushed, &piece).await?;
-            self.flushed += MAX_IO_BYTES as u64;
+    /// Appends `chunk` lz4-compressed, then the CRC32 of the compressed bytes
+    /// (compressed straight into the pending buffer).
+    async fn append_compressed(&mut self, chunk: &[u8]) -> Result<(), SstableError> {
+        let start = self.pending.len();
+        let bound = lz4_flex::block::get_maximum_output_size(chunk.len());
+        self.pending.resize(start + bound, 0);
+        let len = lz4_flex::block::compress_into(chunk, &mut self.pending[start..])
+            .expect("the output has the maximum compressed size");
+        self.pending.truncate(start + len);
+        let crc = crc32fast::hash(&self.pending[start..]);
+        self.pending.extend_from_slice(&crc.to_be_bytes());
+        self.write_whole_ios().await
+    }
+
+    /// Starts a write of every whole IO of pending bytes, waiting for the oldest write
+    /// while more than [`WRITES_IN_FLIGHT`] run.
+    async fn write_whole_ios(&mut self) -> Result<(), SstableError> {
+        let mut written = 0;
+        while self.pending.len() - written >= MAX_IO_BYTES {
+            let mut buffer = self.file.alloc_buffer(MAX_IO_BYTES);
+            buffer
+                .as_bytes_mut()
+                .copy_from_slice(&self.pending[written..written + MAX_IO_BYTES]);
+            let (file, pos) = (Rc::clone(&self.file), self.flushed + written as u64);
+            let write =
+                scheduler::spawn_local_task(async move { file.write_at(buffer, pos).await });
+            self.in_flight.push_back(Box::pin(write));
+            written += MAX_IO_BYTES;
+            if self.in_flight.len() > WRITES_IN_FLIGHT {
+                self.wait_oldest().await?;
+            }
+        }
+        self.pending.drain(..written);
+        self.flushed += written as u64;
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> Result<(), SstableError> {
+        if let Some(write) = self.in_flight.pop_front() {
+            write.await.map_err(SstableError::io("write", &self.path))?;
         }
         Ok(())
     }
 
-    async fn finish(self) -> Result<u64, SstableError> {
+    async fn finish(mut self) -> Result<u64, SstableError> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest().await?;
+        }
         let len = self.len();
         write_padded(&self.file, &self.path, self.flushed, &self.pending).await?;
-        seal_file(self.file, &self.path, len).await?;
+        let file = Rc::try_unwrap(self.file).expect("no write in flight holds the file");
+        seal_file(file, &self.path, len).await?;
         Ok(len)
     }
 }
@@ -107,10 +160,11 @@ impl SstableWriter {
             dir: dir.to_path_buf(),
             generation,
             data: DataStream {
-                file,
+                file: Rc::new(file),
                 path,
                 pending: Vec::new(),
                 flushed: 0,
+                in_flight: VecDeque::new(),
             },
             chunk: Vec::with_capacity(options.chunk_size),
             options,
@@ -132,14 +186,7 @@ impl SstableWriter {
         key: &DecoratedKey,
         partition: &Partition,
     ) -> Result<(), SstableError> {
-        if let Some(previous) = self.last_key.as_ref().filter(|p| *p >= key) {
-            return Err(SstableError::OutOfOrder {
-                previous_token: previous.token,
-                previous_key: previous.key.to_vec(),
-                token: key.token,
-                key: key.key.to_vec(),
-            });
-        }
+        self.check_order(key)?;
         let position = self.uncompressed_len;
         self.append_framed(&encode_partition_header(key, partition))
             .await?;
@@ -156,6 +203,53 @@ impl SstableWriter {
         self.record_key(key, position, clustering_index);
         self.record_stats(key, partition);
         Ok(())
+    }
+
+    /// Appends a partition read by a scanner, its bytes unchanged; it must be
+    /// [`ScannedPartition::is_copyable`] and its key sort after every key added before.
+    /// What compaction writes for a plain partition no other input holds: compacting
+    /// it would change nothing, and decoding and encoding it again would give the
+    /// same bytes.
+    pub async fn add_copied_partition(
+        &mut self,
+        scanned: &ScannedPartition,
+    ) -> Result<(), SstableError> {
+        assert!(
+            scanned.is_copyable(),
+            "only plain one-block partitions are copied"
+        );
+        let key = &scanned.key;
+        self.check_order(key)?;
+        let position = self.uncompressed_len;
+        self.append_uncompressed(&scanned.bytes).await?;
+        self.record_key(key, position, 0);
+        let skim = &scanned.skim;
+        let s = &mut self.stats;
+        s.partition_count += 1;
+        s.min_token.get_or_insert(key.token);
+        s.max_token = Some(key.token);
+        s.min_timestamp = Some(
+            s.min_timestamp
+                .map_or(skim.min_timestamp, |m| m.min(skim.min_timestamp)),
+        );
+        s.max_timestamp = Some(
+            s.max_timestamp
+                .map_or(skim.max_timestamp, |m| m.max(skim.max_timestamp)),
+        );
+        s.cell_count += skim.cells;
+        Ok(())
+    }
+
+    fn check_order(&self, key: &DecoratedKey) -> Result<(), SstableError> {
+        match self.last_key.as_ref().filter(|p| *p >= key) {
+            Some(previous) => Err(SstableError::OutOfOrder {
+                previous_token: previous.token,
+                previous_key: previous.key.to_vec(),
+                token: key.token,
+                key: key.key.to_vec(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Appends `length u32 | payload`.
@@ -223,11 +317,9 @@ impl SstableWriter {
     /// Compresses the pending chunk and appends it with its CRC.
     async fn flush_chunk(&mut self) -> Result<(), SstableError> {
         self.chunk_offsets.push(self.data.len());
-        let mut compressed = lz4_flex::block::compress(&self.chunk);
-        let crc = crc32fast::hash(&compressed);
-        compressed.extend_from_slice(&crc.to_be_bytes());
+        self.data.append_compressed(&self.chunk).await?;
         self.chunk.clear();
-        self.data.append(&compressed).await
+        Ok(())
     }
 
     fn record_key(&mut self, key: &DecoratedKey, position: u64, clustering_index: u64) {
