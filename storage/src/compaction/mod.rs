@@ -395,7 +395,11 @@ pub async fn compact(
     };
     let gc_before = purge.gc_before_secs();
     let (mut read, mut dropped, mut copied) = (0u64, 0u64, 0u64);
+    // Reads and writes run ahead, so the merge may compute for long
+    // stretches without waiting: it leaves room for requests every quota.
+    let mut quota = scheduler::TaskQuota::new();
     while let Some(merged) = merge.next_merged(&mut read).await? {
+        quota.tick().await;
         let (key, mut partition) = match merged {
             Merged::Copy(scanned) => {
                 copied += 1;

@@ -624,3 +624,48 @@ fn clustering_statistics_skip_sstables_outside_the_slice() {
         assert_eq!(read(&table, &key, &slice).await, (vec![], 2));
     });
 }
+
+/// Compaction copies a plain partition's bytes unchanged; its clustering
+/// statistics must still cover the copied rows, or point reads would skip
+/// the compacted SSTable.
+#[test]
+fn compaction_keeps_clustering_statistics_of_copied_partitions() {
+    let dir = crate::test_support::test_dir("table-model-tests", "clustering-copied");
+    crate::test_support::on_shard(move || async move {
+        let storage = TableStorage {
+            dir,
+            shard: 0,
+            shard_count: 1,
+        };
+        let table = Table::open(T, storage, TableSettings::default())
+            .await
+            .expect("open")
+            .0;
+        let keys = [
+            DecoratedKey::new(3, b"k1".to_vec()),
+            DecoratedKey::new(9, b"k2".to_vec()),
+        ];
+        for (key, clustering) in keys.iter().zip([&b"m"[..], b"x"]) {
+            let row = Row::with_marker(10, None).cell(1, Cell::live(10, "v"));
+            let static_row = Row::new().cell(2, Cell::live(10, "s"));
+            let mut m =
+                Mutation::new(T, key.clone()).with_row(Bytes::copy_from_slice(clustering), row);
+            m.static_row = (key.token == 9).then_some(static_row);
+            table.apply(&m, None);
+            table.flush().await.expect("flush");
+        }
+        assert!(table.major_compaction().await.expect("compact"));
+        assert_eq!(table.sstable_count(), 1);
+        for (key, clustering) in keys.iter().zip([&b"m"[..], b"x"]) {
+            let slice = SliceQuery {
+                ranges: vec![ClusteringRange::prefix(clustering.to_vec())],
+                ..SliceQuery::full()
+            };
+            let result = table.read_partition(key, &slice, 0).await.expect("read");
+            let rows: Vec<Bytes> = result
+                .map(|r| r.rows.into_iter().map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            assert_eq!(rows, vec![Bytes::copy_from_slice(clustering)], "{key:?}");
+        }
+    });
+}

@@ -206,7 +206,7 @@ pub(crate) fn decode_rows(bytes: &[u8]) -> Result<Vec<(Bytes, Row)>, CodecError>
 /// cell count (row markers included) and timestamp range, as SSTable statistics count
 /// them. A compaction may copy a plain partition's bytes as they are: compacting it
 /// would change nothing (nothing to shadow, expire or purge, nothing empty to drop).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlainSkim {
     /// False once anything that is not plain was seen; the other fields then mean
     /// nothing, and the pass stopped there.
@@ -217,6 +217,11 @@ pub(crate) struct PlainSkim {
     pub rows: u64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
+    /// The header carries a static row.
+    pub static_row: bool,
+    /// The first and last clustering keys of the row block skimmed.
+    pub first_clustering: Option<bytes::Bytes>,
+    pub last_clustering: Option<bytes::Bytes>,
 }
 
 impl Default for PlainSkim {
@@ -227,6 +232,9 @@ impl Default for PlainSkim {
             rows: 0,
             min_timestamp: i64::MAX,
             max_timestamp: i64::MIN,
+            static_row: false,
+            first_clustering: None,
+            last_clustering: None,
         }
     }
 }
@@ -257,6 +265,7 @@ impl PlainSkim {
             return Ok((token, key));
         }
         if flags & 2 != 0 {
+            self.static_row = true;
             self.row(&mut r)?;
         }
         let rows = r.u32("row count")?;
@@ -283,6 +292,9 @@ impl PlainSkim {
             if previous.is_some_and(|p| p >= clustering) {
                 self.plain = false;
             }
+            if self.first_clustering.is_none() {
+                self.first_clustering = Some(bytes::Bytes::copy_from_slice(clustering));
+            }
             previous = Some(clustering);
             self.row(&mut r)?;
             if !self.plain {
@@ -292,6 +304,7 @@ impl PlainSkim {
         if r.offset != bytes.len() {
             self.plain = false;
         }
+        self.last_clustering = previous.map(bytes::Bytes::copy_from_slice);
         Ok(previous)
     }
 
@@ -804,6 +817,9 @@ mod tests {
                     .collect();
                 prop_assert_eq!(skim.cells, timestamps.len() as u64);
                 prop_assert_eq!(skim.rows, all_rows.len() as u64);
+                prop_assert_eq!(skim.static_row, m.static_row.is_some());
+                prop_assert_eq!(skim.first_clustering.as_ref(), rows.keys().next());
+                prop_assert_eq!(skim.last_clustering.as_ref(), rows.keys().next_back());
                 if !timestamps.is_empty() {
                     prop_assert_eq!(skim.min_timestamp, *timestamps.iter().min().expect("some"));
                     prop_assert_eq!(skim.max_timestamp, *timestamps.iter().max().expect("some"));

@@ -49,6 +49,16 @@ impl ClusteringStats {
         }
     }
 
+    /// Widens the record to cover a partition known only by a skim: whether
+    /// it has a static row, and its first and last clustering keys (it has no
+    /// tombstones of any kind).
+    pub fn record_plain(&mut self, static_row: bool, first: Option<&[u8]>, last: Option<&[u8]>) {
+        self.static_rows |= static_row;
+        if let (Some(first), Some(last)) = (first, last) {
+            self.widen(first, Some(last));
+        }
+    }
+
     fn widen(&mut self, start: &[u8], end: Option<&[u8]>) {
         match &mut self.span {
             None => {

@@ -237,6 +237,11 @@ impl SstableWriter {
                 .map_or(skim.max_timestamp, |m| m.max(skim.max_timestamp)),
         );
         s.cell_count += skim.cells;
+        self.clustering.record_plain(
+            skim.static_row,
+            skim.first_clustering.as_deref(),
+            skim.last_clustering.as_deref(),
+        );
         Ok(())
     }
 
