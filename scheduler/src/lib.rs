@@ -47,6 +47,12 @@ pub async fn sleep(duration: std::time::Duration) {
     glommio::timer::sleep(duration).await;
 }
 
+/// Lets every other runnable task queue (CPU group) run before the caller
+/// continues; the caller also goes behind the tasks runnable in its own.
+pub async fn yield_task_queue() {
+    glommio::executor().yield_task_queue_now().await;
+}
+
 /// Runs `future`, or gives up with `None` after `duration`.
 pub async fn with_timeout<F: std::future::Future>(
     duration: std::time::Duration,
@@ -76,6 +82,9 @@ pub mod channels {
         new_bounded, new_unbounded, LocalReceiver, LocalSender,
     };
 }
+
+/// A spawned task: awaiting it gives its output; dropping it cancels it.
+pub use glommio::Task;
 
 /// Runs `future` on this shard in the background.
 pub fn spawn_local(future: impl std::future::Future<Output = ()> + 'static) {
