@@ -241,11 +241,23 @@ impl BatchLayout {
     }
 
     /// The batch's blocks, ready to write at `start_block`.
+    #[cfg(test)]
     pub fn encode(&self, durable_blocks: u32) -> Vec<u8> {
-        let capacity = block_capacity(self.block_bytes);
         let mut image = vec![0_u8; self.blocks() as usize * self.block_bytes];
+        self.encode_blocks_into(durable_blocks, 0, &mut image);
+        image
+    }
+
+    /// Encodes the batch's blocks `first_block..` (counted from the batch's
+    /// start), as many as `out` holds, into `out`, which must be zeroed: the
+    /// writer encodes straight into its direct-IO buffers, one per write.
+    pub fn encode_blocks_into(&self, durable_blocks: u32, first_block: usize, out: &mut [u8]) {
+        assert!(out.len().is_multiple_of(self.block_bytes));
+        assert!(first_block + out.len() / self.block_bytes <= self.blocks() as usize);
+        let capacity = block_capacity(self.block_bytes);
         let mut starts = self.entry_starts.iter().peekable();
-        for (i, block) in image.chunks_mut(self.block_bytes).enumerate() {
+        for (n, block) in out.chunks_mut(self.block_bytes).enumerate() {
+            let i = first_block + n;
             let lo = i * capacity;
             let hi = (lo + capacity).min(self.stream.len());
             while starts.next_if(|start| (**start as usize) < lo).is_some() {}
@@ -265,7 +277,6 @@ impl BatchLayout {
             };
             header.write_into(block);
         }
-        image
     }
 }
 
@@ -354,6 +365,23 @@ mod tests {
         let mut flipped = image[..512].to_vec();
         flipped[300] ^= 0x10;
         assert_eq!(decode_block(&flipped, 9, 1), BlockState::Damaged);
+    }
+
+    #[test]
+    fn a_batch_encoded_in_pieces_is_the_batch_encoded_whole() {
+        let mut batch = BatchLayout::new(4, 2, 64, 512);
+        for i in 0..30_u8 {
+            batch.push(&vec![i; 37 * usize::from(i)]).expect("fits");
+        }
+        let whole = batch.encode(2);
+        let blocks = batch.blocks() as usize;
+        let mut pieces = Vec::new();
+        for first in (0..blocks).step_by(3) {
+            let mut piece = vec![0_u8; (blocks - first).min(3) * 512];
+            batch.encode_blocks_into(2, first, &mut piece);
+            pieces.extend(piece);
+        }
+        assert_eq!(pieces, whole);
     }
 
     #[test]

@@ -385,3 +385,166 @@ fn oversized_entries_and_bad_configs_are_refused() {
         ));
     });
 }
+
+/// A state of one fresh segment (no IO), for the bookkeeping tests.
+fn bare_state() -> State {
+    State::new(1, 16, BLOCK as usize, BTreeSet::from([1]))
+}
+
+/// Queues a durable waiter for `seq`; its answer arrives on the receiver.
+fn durable_waiter(
+    state: &mut State,
+    seq: u64,
+) -> scheduler::channels::LocalReceiver<Result<(), CommitlogError>> {
+    let (reply, answer) = new_bounded(1);
+    state.waiters.push(Waiter {
+        seq,
+        durable: true,
+        reply,
+    });
+    answer
+}
+
+fn waiting_seqs(state: &State) -> Vec<u64> {
+    state.waiters.iter().map(|waiter| waiter.seq).collect()
+}
+
+#[test]
+fn a_waiter_is_answered_only_by_a_sync_started_after_its_write_completed() {
+    on_shard(|| async {
+        let mut state = bare_state();
+        let answers: Vec<_> = (1..=4).map(|seq| durable_waiter(&mut state, seq)).collect();
+        state.write_completed(2);
+        assert!(state.unsynced());
+        let covered = state.sync_started();
+        assert_eq!(covered, 2);
+        assert!(!state.unsynced(), "everything written is covered");
+        // Entries 3 and 4 finish writing while the sync is in flight.
+        state.write_completed(4);
+        assert!(state.unsynced());
+        assert_eq!(waiting_seqs(&state), [1, 2, 3, 4]);
+        state.sync_completed(covered, 1, 3);
+        assert_eq!(state.synced_seq, 2);
+        assert_eq!(waiting_seqs(&state), [3, 4], "the sync did not cover them");
+        assert_eq!(state.durable_blocks_of(1), 3);
+        let covered = state.sync_started();
+        assert_eq!(covered, 4);
+        assert_eq!(waiting_seqs(&state), [3, 4]);
+        state.sync_completed(covered, 1, 5);
+        assert!(state.waiters.is_empty());
+        assert_eq!(state.synced_seq, 4);
+        for answer in answers {
+            assert!(matches!(answer.recv().await, Some(Ok(()))));
+        }
+    });
+}
+
+#[test]
+fn a_failed_sync_leaves_durability_where_it_was() {
+    on_shard(|| async {
+        let mut state = bare_state();
+        let _answer = durable_waiter(&mut state, 1);
+        state.write_completed(1);
+        state.sync_started();
+        state.sync_failed();
+        assert_eq!(state.synced_seq, 0);
+        assert_eq!(waiting_seqs(&state), [1]);
+        assert_eq!(state.durable_blocks_of(1), 1);
+        // A sync of another segment says nothing of this one's blocks.
+        let covered = state.sync_started();
+        state.sync_completed(covered, 7, 9);
+        assert_eq!(state.durable_blocks_of(1), 1);
+        assert_eq!(state.synced_seq, 1);
+    });
+}
+
+#[test]
+#[should_panic(expected = "one sync in flight at a time")]
+fn two_syncs_in_flight_are_refused() {
+    let mut state = bare_state();
+    state.write_completed(1);
+    state.sync_started();
+    state.sync_started();
+}
+
+#[test]
+fn periodic_writes_are_due_at_a_full_write_or_after_the_delay() {
+    let now = scheduler::clock::monotonic_now();
+    let mut state = bare_state();
+    assert!(!state.write_behind_due(now), "nothing queued");
+    state.pending_bytes = 100;
+    state.pending_since = Some(now);
+    assert!(!state.write_behind_due(now));
+    assert!(!state.write_behind_due(now + WRITE_BEHIND_DELAY / 2));
+    assert!(state.write_behind_due(now + WRITE_BEHIND_DELAY));
+    state.pending_bytes = WRITE_BEHIND_BYTES;
+    assert!(state.write_behind_due(now));
+    state.pending_bytes = 100;
+    state.open.push(b"entry").expect("fits");
+    state.open_last_seq = 1;
+    state.sealed.push_back(Sealed {
+        layout: BatchLayout::new(1, 1, 16, BLOCK as usize),
+        last_seq: 1,
+    });
+    assert!(state.write_behind_due(now), "a sealed batch goes at once");
+}
+
+#[test]
+fn periodic_appends_are_written_behind_without_a_sync() {
+    let dir = test_dir("write_behind");
+    let (seqs_written, syncs) = on_shard(move || async move {
+        let (log, _) = open(&dir, SyncMode::Periodic(DEFAULT_SYNC_PERIOD)).await;
+        for i in 0..10 {
+            log.append(&payload(i)).await.expect("append");
+        }
+        // Nobody asks for a sync: the write-behind delay writes them.
+        log.inner.wait(10, false).await.expect("written");
+        let written = log.inner.state.borrow().written_seq;
+        let syncs = log.stats().syncs;
+        log.close().await.expect("close");
+        (written, syncs)
+    });
+    assert_eq!(seqs_written, 10);
+    assert_eq!(syncs, 0);
+}
+
+#[test]
+fn batch_appends_return_only_once_durable_across_segment_switches() {
+    let dir = test_dir("pipelined");
+    let dir_for_shard = dir.clone();
+    let (count, stats) = on_shard(move || async move {
+        let (log, _) = open(&dir_for_shard, SyncMode::Batch).await;
+        let log = Rc::new(log);
+        let tasks: Vec<_> = (0..16)
+            .map(|task| {
+                let log = log.clone();
+                scheduler::spawn_local_task(async move {
+                    for i in 0..12 {
+                        // `append` reserves before its first await (there
+                        // is room), so its entry gets the next number.
+                        let seq = log.inner.state.borrow().last_seq + 1;
+                        log.append(&payload(task * 12 + i)).await.expect("append");
+                        let state = log.inner.state.borrow();
+                        assert!(state.synced_seq >= seq, "answered before durable");
+                        assert!(state.synced_seq <= state.written_seq);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await;
+        }
+        let stats = log.stats();
+        Rc::into_inner(log)
+            .expect("tasks done")
+            .close()
+            .await
+            .expect("close");
+        let (log, replay) = open(&dir_for_shard, SyncMode::Batch).await;
+        log.close().await.expect("close");
+        (replay.entries.len(), stats)
+    });
+    assert_eq!(count, 16 * 12);
+    assert!(stats.syncs >= 2, "{stats:?}");
+    assert_eq!(stats.appends, 16 * 12);
+}

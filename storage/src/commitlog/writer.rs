@@ -1,307 +1,393 @@
 //! The writer task: takes the batches appends laid out, writes them with
-//! direct IO, and syncs (group commit): every append that arrived while a
-//! write and sync were in flight is written and synced by the next round
-//! together, so concurrent batch-mode appends share one fdatasync.
+//! direct IO, and has them synced (group commit): every append that arrives
+//! while a write or sync is in flight goes out with the next one, so
+//! concurrent batch-mode appends share one fdatasync.
 //!
-//! It also switches segment files (syncing the old one first, which is what
-//! lets replay call damage in a non-final segment corruption) and, between
-//! rounds, recycles or deletes discarded segments and prepares a spare.
+//! Writing and syncing are a two-stage pipeline. A sync runs in its own
+//! task; while it is in flight the writer already writes what was appended
+//! meanwhile, and the next sync starts as soon as the previous one
+//! completes. An fdatasync only covers the writes completed before it was
+//! issued, so a sync covers exactly the entries written when it starts
+//! (`State::sync_started`) and makes only those durable when it completes
+//! (`State::sync_completed`); at most one sync is in flight.
+//!
+//! In periodic mode the writer writes behind: appends are acknowledged at
+//! once and written when a full write's worth is queued, when the oldest
+//! has waited [`super::WRITE_BEHIND_DELAY`], at the sync period, on `sync`
+//! and at close, so a stream of small appends costs one write every few
+//! milliseconds rather than one per reactor round.
+//!
+//! The writer also switches segment files: it waits for the sync in flight
+//! and fdatasyncs the previous segment before writing the next (which is
+//! what lets replay call damage in a non-final segment corruption). The
+//! preparer task (`preparer`) creates and recycles the segment files off
+//! the writer's path.
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scheduler::channels::{LocalReceiver, LocalSender};
+use scheduler::clock::{monotonic_now, Instant};
 use scheduler::io::{DmaFile, MAX_IO_BYTES};
 
-use super::format::SegmentHeader;
-use super::{segment, CommitlogError, Inner, Sealed, SyncMode, MAX_SPARE_SEGMENTS};
+use super::{preparer, segment, CommitlogError, Inner, Sealed, SyncMode};
 
-/// How long a batch-mode writer sleeps when nobody rings.
-const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// The channels the writer listens and answers on.
+pub(super) struct Channels {
+    /// The writer's doorbell (appends, syncs, close, completed syncs).
+    pub rings: LocalReceiver<()>,
+    /// The preparer's doorbell, handed to the preparer.
+    pub preparer_rings: LocalReceiver<()>,
+    /// Rung by the preparer after each segment it prepared.
+    pub prepared: LocalReceiver<()>,
+    /// Dropped once the writer is done.
+    pub done: LocalSender<()>,
+}
 
 /// The segment file being written.
 struct OpenSegment {
     id: u64,
-    file: DmaFile,
+    /// Shared with the sync in flight.
+    file: Rc<DmaFile>,
     /// Blocks written so far (the header block included).
     written_blocks: u32,
-    /// Blocks known durable.
-    durable_blocks: u32,
+}
+
+struct Writer {
+    inner: Rc<Inner>,
+    current: Option<OpenSegment>,
+    /// The sync task last started (maybe finished).
+    sync_task: Option<scheduler::Task<()>>,
+    last_sync: Instant,
+    prepared: LocalReceiver<()>,
 }
 
 /// The writer's loop; ends once the commitlog is closing and drained.
-pub(super) async fn run(inner: Rc<Inner>, rings: LocalReceiver<()>, done: LocalSender<()>) {
-    let mut current: Option<OpenSegment> = None;
-    let mut last_sync = Instant::now();
+pub(super) async fn run(inner: Rc<Inner>, channels: Channels) {
+    let preparer =
+        scheduler::spawn_local_task(preparer::run(inner.clone(), channels.preparer_rings));
+    let mut writer = Writer {
+        inner: inner.clone(),
+        current: None,
+        sync_task: None,
+        last_sync: monotonic_now(),
+        prepared: channels.prepared,
+    };
     loop {
-        let wait = match inner.config.sync {
-            SyncMode::Periodic(period) => period.saturating_sub(last_sync.elapsed()),
-            SyncMode::Batch => IDLE_WAIT,
-        };
-        let _ = scheduler::with_timeout(wait, rings.recv()).await;
+        match writer.wait_time() {
+            Some(wait) => {
+                let _ = scheduler::with_timeout(wait, channels.rings.recv()).await;
+            }
+            None => {
+                let _ = channels.rings.recv().await;
+            }
+        }
         let closing = inner.state.borrow().closing;
         if inner.state.borrow().poison.is_none() {
-            if let Err(error) = round(&inner, &mut current, &mut last_sync, closing).await {
+            if let Err(error) = writer.step(closing).await {
                 poison(&inner, &error);
             }
         }
         if closing {
             break;
         }
-        maintain(&inner).await;
     }
-    if let Some(open) = current.take() {
-        if let Err(error) = open.file.close().await {
-            tracing::warn!(%error, "closing the commitlog segment failed");
-        }
-    }
+    writer.finish().await;
+    inner.ring_preparer();
+    preparer.await;
     let mut state = inner.state.borrow_mut();
     state.answer_waiters();
     // Whoever still waits will not be answered: the commitlog is closed.
     state.waiters.clear();
     drop(state);
-    drop(done);
+    drop(channels.done);
 }
 
-/// Writes everything queued, then syncs if the mode or a caller asks.
-async fn round(
-    inner: &Inner,
-    current: &mut Option<OpenSegment>,
-    last_sync: &mut Instant,
-    closing: bool,
-) -> Result<(), CommitlogError> {
-    let batches = take_batches(inner);
-    let wrote = !batches.is_empty();
-    for batch in batches {
-        write_batch(inner, current, batch).await?;
-    }
-    let due = match inner.config.sync {
-        SyncMode::Batch => wrote,
-        SyncMode::Periodic(period) => last_sync.elapsed() >= period,
-    };
-    let requested = std::mem::take(&mut inner.state.borrow_mut().sync_requested);
-    let unsynced = {
-        let state = inner.state.borrow();
-        state.written_seq > state.synced_seq
-    };
-    if due || requested || closing {
-        if let Some(open) = current.as_mut().filter(|_| unsynced) {
-            sync(inner, open).await?;
+impl Writer {
+    /// How long to sleep unless rung; `None`: until rung.
+    fn wait_time(&self) -> Option<Duration> {
+        let SyncMode::Periodic(period) = self.inner.config.sync else {
+            return None;
+        };
+        let mut wait = period.saturating_sub(self.last_sync.elapsed());
+        if let Some(since) = self.inner.state.borrow().pending_since {
+            wait = wait.min(super::WRITE_BEHIND_DELAY.saturating_sub(since.elapsed()));
         }
-        *last_sync = Instant::now();
+        Some(wait)
     }
+
+    /// Whether a sync is due: always in batch mode, at the period in
+    /// periodic mode, and whenever asked or closing.
+    fn sync_due(&self, closing: bool) -> bool {
+        let requested = closing || self.inner.state.borrow().sync_requested;
+        requested
+            || match self.inner.config.sync {
+                SyncMode::Batch => true,
+                SyncMode::Periodic(period) => self.last_sync.elapsed() >= period,
+            }
+    }
+
+    /// Writes what is due, then starts a sync if one is due and none is
+    /// in flight (the one in flight rings when it completes).
+    async fn step(&mut self, closing: bool) -> Result<(), CommitlogError> {
+        let sync_due = self.sync_due(closing);
+        let write_due = sync_due || self.inner.state.borrow().write_behind_due(monotonic_now());
+        if self.inner.config.sync == SyncMode::Batch {
+            // Let every task made runnable with us append first (the
+            // appenders a completed sync just answered, above all), so
+            // they join this write instead of waiting for the next sync.
+            scheduler::yield_task_queue().await;
+        }
+        if write_due {
+            for batch in take_batches(&self.inner) {
+                self.write_batch(batch).await?;
+            }
+        }
+        if sync_due && self.inner.state.borrow().syncing_seq.is_none() {
+            if self.inner.state.borrow().unsynced() {
+                self.start_sync();
+            }
+            self.inner.state.borrow_mut().sync_requested = false;
+            self.last_sync = monotonic_now();
+        }
+        Ok(())
+    }
+
+    /// Starts a sync of the open segment in its own task; it covers the
+    /// entries written so far.
+    fn start_sync(&mut self) {
+        let Some(open) = &self.current else {
+            return;
+        };
+        let (file, id, blocks) = (open.file.clone(), open.id, open.written_blocks);
+        let covered = self.inner.state.borrow_mut().sync_started();
+        let inner = self.inner.clone();
+        // The previous task has finished: only one sync is ever in flight.
+        self.sync_task = Some(scheduler::spawn_local_task(async move {
+            let result = fdatasync(&inner, &file, id).await;
+            drop(file);
+            match result {
+                Ok(()) => inner.state.borrow_mut().sync_completed(covered, id, blocks),
+                Err(error) => {
+                    inner.state.borrow_mut().sync_failed();
+                    poison(&inner, &error);
+                }
+            }
+            inner.ring();
+        }));
+    }
+
+    /// Waits for the sync in flight, if any.
+    async fn collect_sync(&mut self) {
+        if let Some(task) = self.sync_task.take() {
+            task.await;
+        }
+    }
+
+    /// Waits for the sync in flight, then syncs what it did not cover.
+    async fn sync_now(&mut self) -> Result<(), CommitlogError> {
+        self.collect_sync().await;
+        self.inner.state.borrow().check_not_poisoned()?;
+        let Some(open) = &self.current else {
+            return Ok(());
+        };
+        if !self.inner.state.borrow().unsynced() {
+            return Ok(());
+        }
+        let covered = self.inner.state.borrow_mut().sync_started();
+        let result = fdatasync(&self.inner, &open.file, open.id).await;
+        let mut state = self.inner.state.borrow_mut();
+        match result {
+            Ok(()) => {
+                state.sync_completed(covered, open.id, open.written_blocks);
+                Ok(())
+            }
+            Err(error) => {
+                state.sync_failed();
+                Err(error)
+            }
+        }
+    }
+
+    /// At close: the last sync, and the segment file closed.
+    async fn finish(&mut self) {
+        if self.inner.state.borrow().poison.is_none() {
+            if let Err(error) = self.sync_now().await {
+                poison(&self.inner, &error);
+            }
+        }
+        self.collect_sync().await;
+        if let Some(open) = self.current.take() {
+            if let Err(error) = close_segment(&self.inner, open).await {
+                tracing::warn!(%error, "closing the commitlog segment failed");
+            }
+        }
+    }
+
+    async fn write_batch(&mut self, batch: Sealed) -> Result<(), CommitlogError> {
+        self.switch_to(batch.layout.segment_id).await?;
+        let inner = &self.inner;
+        let open = self.current.as_mut().expect("switched to it");
+        assert_eq!(
+            batch.layout.start_block, open.written_blocks,
+            "batches of a segment are written back to back"
+        );
+        let durable_blocks = inner.state.borrow().durable_blocks_of(open.id);
+        let block_bytes = inner.block_bytes;
+        let blocks = batch.layout.blocks() as usize;
+        let blocks_per_write = MAX_IO_BYTES / block_bytes;
+        let writes = (0..blocks).step_by(blocks_per_write).map(|first| {
+            let count = blocks_per_write.min(blocks - first);
+            let mut buffer = open.file.alloc_buffer(count * block_bytes);
+            batch
+                .layout
+                .encode_blocks_into(durable_blocks, first, buffer.as_bytes_mut());
+            let block = batch.layout.start_block as usize + first;
+            (buffer, (block * block_bytes) as u64)
+        });
+        write_all(inner, &open.file, open.id, writes.collect()).await?;
+        open.written_blocks += batch.layout.blocks();
+        let mut state = inner.state.borrow_mut();
+        state.stats.batches_written += 1;
+        state.stats.blocks_written += u64::from(batch.layout.blocks());
+        state.write_completed(batch.last_seq);
+        Ok(())
+    }
+
+    /// Makes segment `id` the open one: syncs and closes the previous one,
+    /// and takes the spare prepared for `id` (or prepares it now).
+    async fn switch_to(&mut self, id: u64) -> Result<(), CommitlogError> {
+        if self.current.as_ref().is_some_and(|open| open.id != id) {
+            self.sync_now().await?;
+            let old = self.current.take().expect("checked above");
+            close_segment(&self.inner, old).await?;
+        }
+        if self.current.is_none() {
+            self.current = Some(self.open_segment(id).await?);
+            let mut state = self.inner.state.borrow_mut();
+            state.writing_segment = Some(id);
+            state.durable_blocks = (id, 1);
+            drop(state);
+            // A spare was used up, and older segments may now be freed.
+            self.inner.ring_preparer();
+        }
+        Ok(())
+    }
+
+    async fn open_segment(&mut self, id: u64) -> Result<OpenSegment, CommitlogError> {
+        loop {
+            match next_step_for(&self.inner, id) {
+                Segment::Spare => break,
+                Segment::Create => {
+                    preparer::create_segment(&self.inner, id).await?;
+                    break;
+                }
+                Segment::Wait => {
+                    let _ = self.prepared.recv().await;
+                }
+            }
+        }
+        let path = segment::path(&self.inner.dir, self.inner.shard, id);
+        let file = DmaFile::open(&path)
+            .await
+            .map_err(|e| CommitlogError::io("open segment", &path, e))?;
+        Ok(OpenSegment {
+            id,
+            file: Rc::new(file),
+            written_blocks: 1,
+        })
+    }
+}
+
+/// How the writer gets the segment it needs.
+enum Segment {
+    /// The spare was ready and is taken.
+    Spare,
+    /// The preparer is making it: wait.
+    Wait,
+    /// Nobody is: create it now.
+    Create,
+}
+
+fn next_step_for(inner: &Inner, id: u64) -> Segment {
     let mut state = inner.state.borrow_mut();
-    if current.is_none() || state.written_seq == state.synced_seq {
-        // Nothing written is waiting for a sync (or nothing was ever written).
-        state.synced_seq = state.written_seq;
+    while state.spares.front().is_some_and(|spare| *spare < id) {
+        // Cannot happen with ids handed out in order; harmless if it did.
+        let stale = state.spares.pop_front().expect("checked");
+        state.live.insert(stale);
     }
-    state.answer_waiters();
-    Ok(())
+    if state.spares.front() == Some(&id) {
+        state.spares.pop_front();
+        Segment::Spare
+    } else if state.preparing == Some(id) {
+        Segment::Wait
+    } else {
+        Segment::Create
+    }
+}
+
+/// Writes every `(buffer, position)` of one batch, all in flight at once;
+/// returns once all completed, with the first error if any failed.
+async fn write_all(
+    inner: &Inner,
+    file: &Rc<DmaFile>,
+    id: u64,
+    mut writes: Vec<(scheduler::io::DmaBuffer, u64)>,
+) -> Result<(), CommitlogError> {
+    let last = writes.pop().expect("a batch has a block");
+    let others: Vec<_> = writes
+        .into_iter()
+        .map(|(buffer, pos)| {
+            let file = file.clone();
+            scheduler::spawn_local_task(async move { file.write_at(buffer, pos).await })
+        })
+        .collect();
+    let mut result = file.write_at(last.0, last.1).await;
+    for task in others {
+        let written = task.await;
+        result = result.and(written);
+    }
+    let path = || segment::path(&inner.dir, inner.shard, id);
+    result.map_err(|e| CommitlogError::io("write segment", &path(), e))
 }
 
 fn take_batches(inner: &Inner) -> Vec<Sealed> {
     let mut state = inner.state.borrow_mut();
     state.seal(inner);
     state.pending_bytes = 0;
+    state.pending_since = None;
     state.sealed.drain(..).collect()
 }
 
-async fn write_batch(
-    inner: &Inner,
-    current: &mut Option<OpenSegment>,
-    batch: Sealed,
-) -> Result<(), CommitlogError> {
-    let open = switch_to(inner, current, batch.layout.segment_id).await?;
-    assert_eq!(
-        batch.layout.start_block, open.written_blocks,
-        "batches of a segment are written back to back"
-    );
-    let image = batch.layout.encode(open.durable_blocks);
-    let mut pos = u64::from(batch.layout.start_block) * inner.block_bytes as u64;
-    for chunk in image.chunks(MAX_IO_BYTES) {
-        let mut buffer = open.file.alloc_buffer(chunk.len());
-        buffer.as_bytes_mut().copy_from_slice(chunk);
-        let path = segment::path(&inner.dir, inner.shard, open.id);
-        open.file
-            .write_at(buffer, pos)
-            .await
-            .map_err(|e| CommitlogError::io("write segment", &path, e))?;
-        pos += chunk.len() as u64;
-    }
-    open.written_blocks += batch.layout.blocks();
-    let mut state = inner.state.borrow_mut();
-    state.written_seq = batch.last_seq;
-    state.stats.batches_written += 1;
-    state.stats.blocks_written += u64::from(batch.layout.blocks());
-    state.answer_waiters();
-    Ok(())
-}
-
-/// Makes segment `id` the open one: syncs and closes the previous one, and
-/// takes the spare prepared for `id` (or prepares it now).
-async fn switch_to<'a>(
-    inner: &Inner,
-    current: &'a mut Option<OpenSegment>,
-    id: u64,
-) -> Result<&'a mut OpenSegment, CommitlogError> {
-    if current.as_ref().is_some_and(|open| open.id != id) {
-        let mut old = current.take().expect("checked above");
-        sync(inner, &mut old).await?;
-        let path = segment::path(&inner.dir, inner.shard, old.id);
-        old.file
-            .close()
-            .await
-            .map_err(|e| CommitlogError::io("close segment", &path, e))?;
-    }
-    if current.is_none() {
-        *current = Some(open_segment(inner, id).await?);
-        inner.state.borrow_mut().writing_segment = Some(id);
-    }
-    Ok(current.as_mut().expect("opened above"))
-}
-
-async fn open_segment(inner: &Inner, id: u64) -> Result<OpenSegment, CommitlogError> {
-    let spare = {
-        let mut state = inner.state.borrow_mut();
-        while state.spares.front().is_some_and(|spare| *spare < id) {
-            // Cannot happen with ids handed out in order; harmless if it did.
-            let stale = state.spares.pop_front().expect("checked");
-            state.live.insert(stale);
-        }
-        state.spares.front() == Some(&id)
-    };
-    if spare {
-        inner.state.borrow_mut().spares.pop_front();
-    } else {
-        create_segment(inner, id).await?;
-    }
+async fn fdatasync(inner: &Inner, file: &DmaFile, id: u64) -> Result<(), CommitlogError> {
     let path = segment::path(&inner.dir, inner.shard, id);
-    let file = DmaFile::open(&path)
-        .await
-        .map_err(|e| CommitlogError::io("open segment", &path, e))?;
-    Ok(OpenSegment {
-        id,
-        file,
-        written_blocks: 1,
-        durable_blocks: 1,
-    })
-}
-
-async fn sync(inner: &Inner, open: &mut OpenSegment) -> Result<(), CommitlogError> {
-    let written_seq = inner.state.borrow().written_seq;
-    let path = segment::path(&inner.dir, inner.shard, open.id);
     let failing = inner.failing_syncs.get();
     let result = if failing > 0 {
         inner.failing_syncs.set(failing - 1);
         Err(std::io::Error::other("injected sync failure"))
     } else {
-        open.file.fdatasync().await
+        file.fdatasync().await
     };
-    result.map_err(|e| CommitlogError::io("sync segment", &path, e))?;
-    open.durable_blocks = open.written_blocks;
-    let mut state = inner.state.borrow_mut();
-    assert!(written_seq >= state.synced_seq, "durability only grows");
-    state.synced_seq = written_seq;
-    state.stats.syncs += 1;
-    state.answer_waiters();
-    Ok(())
+    result.map_err(|e| CommitlogError::io("sync segment", &path, e))
 }
 
-fn poison(inner: &Inner, error: &CommitlogError) {
-    tracing::error!(shard = inner.shard, %error, "commitlog write failed; refusing writes until restart");
+async fn close_segment(inner: &Inner, open: OpenSegment) -> Result<(), CommitlogError> {
+    let path = segment::path(&inner.dir, inner.shard, open.id);
+    // Every sync and write holding the file has completed by now.
+    let file = Rc::into_inner(open.file).expect("no IO in flight on a segment being closed");
+    file.close()
+        .await
+        .map_err(|e| CommitlogError::io("close segment", &path, e))
+}
+
+/// Refuses every later write; answers every waiter with the error.
+pub(super) fn poison(inner: &Inner, error: &CommitlogError) {
     let mut state = inner.state.borrow_mut();
-    state.poison = Some(error.to_string());
+    if state.poison.is_none() {
+        tracing::error!(shard = inner.shard, %error, "commitlog write failed; refusing writes until restart");
+        state.poison = Some(error.to_string());
+    }
     state.sealed.clear();
     state.pending_bytes = 0;
+    state.pending_since = None;
     state.answer_waiters();
-}
-
-fn header(inner: &Inner, id: u64) -> SegmentHeader {
-    SegmentHeader {
-        shard: inner.shard,
-        segment_id: id,
-        block_bytes: inner.block_bytes as u32,
-        segment_bytes: inner.config.segment_bytes,
-        starts_run: id == inner.first_segment_id,
-    }
-}
-
-async fn create_segment(inner: &Inner, id: u64) -> Result<(), CommitlogError> {
-    segment::create(&inner.dir, header(inner, id))
-        .await
-        .map_err(|e| CommitlogError::io("create segment", &inner.dir, e))?;
-    inner.state.borrow_mut().stats.segments_created += 1;
-    Ok(())
-}
-
-/// Frees discarded segments (recycling up to the spare limit) and keeps a
-/// spare ready. Failures are logged: they waste space but lose nothing.
-async fn maintain(inner: &Inner) {
-    for id in discardable(inner) {
-        if let Err(error) = free_segment(inner, id).await {
-            tracing::warn!(segment = id, %error, "freeing a commitlog segment failed");
-        }
-    }
-    let want_spare = {
-        let state = inner.state.borrow();
-        state.spares.is_empty() && state.poison.is_none() && !state.closing
-    };
-    if want_spare && within_space(inner, 1) {
-        let id = next_spare_id(inner);
-        match create_segment(inner, id).await {
-            Ok(()) => inner.state.borrow_mut().spares.push_back(id),
-            Err(error) => tracing::warn!(%error, "preparing a spare commitlog segment failed"),
-        }
-    }
-}
-
-/// Live segments wholly before both the discard mark and the segment being
-/// written, taken out of the live set.
-fn discardable(inner: &Inner) -> Vec<u64> {
-    let mut state = inner.state.borrow_mut();
-    let writing = state.writing_segment.unwrap_or(inner.first_segment_id);
-    let below = state.discard_below.min(writing);
-    let ids: Vec<u64> = state.live.range(..below).copied().collect();
-    for id in &ids {
-        state.live.remove(id);
-    }
-    ids
-}
-
-async fn free_segment(inner: &Inner, id: u64) -> Result<(), CommitlogError> {
-    let path = segment::path(&inner.dir, inner.shard, id);
-    let recycle = inner.state.borrow().spares.len() < MAX_SPARE_SEGMENTS && within_space(inner, 1);
-    if recycle {
-        let new_id = next_spare_id(inner);
-        segment::recycle(&inner.dir, id, header(inner, new_id))
-            .await
-            .map_err(|e| CommitlogError::io("recycle segment", &path, e))?;
-        let mut state = inner.state.borrow_mut();
-        state.spares.push_back(new_id);
-        state.stats.segments_recycled += 1;
-    } else {
-        segment::remove(&inner.dir, inner.shard, id)
-            .await
-            .map_err(|e| CommitlogError::io("remove segment", &path, e))?;
-        inner.state.borrow_mut().stats.segments_deleted += 1;
-    }
-    Ok(())
-}
-
-/// Whether `extra` more segment files keep the total within the limit.
-fn within_space(inner: &Inner, extra: u64) -> bool {
-    let state = inner.state.borrow();
-    let files = (state.live.len() + state.spares.len()) as u64 + extra;
-    files * inner.config.segment_bytes <= inner.config.total_space_bytes
-}
-
-/// The id a new spare gets: after every id handed out.
-fn next_spare_id(inner: &Inner) -> u64 {
-    let state = inner.state.borrow();
-    let newest = [
-        Some(state.open.segment_id),
-        state.spares.back().copied(),
-        state.writing_segment,
-        state.live.last().copied(),
-    ];
-    newest.into_iter().flatten().max().unwrap_or(0) + 1
 }
