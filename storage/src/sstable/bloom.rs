@@ -42,9 +42,12 @@ impl Bloom {
     }
 
     /// Adds a key by its hash.
-    pub(super) fn insert(&mut self, hash: (u64, u64)) {
-        let positions: Vec<u64> = self.positions(hash).collect();
-        for p in positions {
+    pub(super) fn insert(&mut self, (h1, h2): (u64, u64)) {
+        // The positions `positions` gives, without borrowing `self` (no
+        // vector per key: a large SSTable's filter takes millions of inserts).
+        let bits = self.bits;
+        for i in 0..u64::from(self.hashes) {
+            let p = h1.wrapping_add(i.wrapping_mul(h2)) % bits;
             self.words[(p / 64) as usize] |= 1 << (p % 64);
         }
     }
