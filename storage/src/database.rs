@@ -111,33 +111,26 @@ impl Database {
         Ok(())
     }
 
-    /// Approximate memory held by all memtables, bytes.
+    /// Approximate memory held by all memtables, bytes (O(1)).
     pub fn memory_bytes(&self) -> usize {
-        // A dropped table still being flushed keeps its share until it is freed.
-        debug_assert!(
-            (self
-                .tables
-                .values()
-                .map(|t| t.memory_bytes())
-                .sum::<usize>()..usize::MAX / 2)
-                .contains(&self.memory.total_bytes()),
-            "memtable memory account drifted"
-        );
-        self.memory.total_bytes()
+        self.checked(self.memory.total_bytes(), Table::memory_bytes)
     }
 
     /// Bytes held by every table's active memtable (O(1)).
     pub fn active_memory_bytes(&self) -> usize {
+        self.checked(self.memory.active_bytes(), Table::active_memory_bytes)
+    }
+
+    /// `account`, checked in debug builds against the sum of `per_table`
+    /// over the tables: at least that (a dropped table still being flushed
+    /// keeps its share until it is freed), and never wrapped below zero.
+    fn checked(&self, account: usize, per_table: fn(&Table) -> usize) -> usize {
         debug_assert!(
-            (self
-                .tables
-                .values()
-                .map(|t| t.active_memory_bytes())
-                .sum::<usize>()..usize::MAX / 2)
-                .contains(&self.memory.active_bytes()),
+            (self.tables.values().map(|t| per_table(t)).sum::<usize>()..usize::MAX / 2)
+                .contains(&account),
             "memtable memory account drifted"
         );
-        self.memory.active_bytes()
+        account
     }
 
     /// The oldest commitlog position whose write is in no SSTable yet, over all tables.

@@ -446,13 +446,15 @@ impl Table {
     pub fn apply(&self, m: &Mutation, position: Option<ReplayPosition>) {
         // Writing another table's mutation here would corrupt both tables.
         assert_eq!(m.table, self.id, "mutation routed to the wrong table");
-        self.change_memtables(|state| {
-            state.memtable.apply(m);
-            if let Some(p) = position {
-                state.memtable_min_position =
-                    Some(state.memtable_min_position.map_or(p, |q| q.min(p)));
-            }
-        });
+        let mut state = self.state.borrow_mut();
+        // Only the active memtable changes: its delta is the total's too.
+        let before = state.memtable.memory_bytes();
+        state.memtable.apply(m);
+        let after = state.memtable.memory_bytes();
+        self.memory.change((before, before), (after, after));
+        if let Some(p) = position {
+            state.memtable_min_position = Some(state.memtable_min_position.map_or(p, |q| q.min(p)));
+        }
     }
 
     /// Bytes held by the active memtable.

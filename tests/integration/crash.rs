@@ -157,19 +157,7 @@ async fn kill_9_during_writes(lwt: bool) {
     node.relaunch();
     assert!(node.log().contains("commitlog replayed"), "{}", node.log());
     let session = node.session().await;
-    let found = read_back(&session, &ks, &acked).await;
-    let lost: Vec<i32> = acked
-        .iter()
-        .copied()
-        .filter(|k| found.get(k) != Some(&value_of(*k)))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged writes lost or wrong after kill -9, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(10)]
-    );
+    assert_all_readable(&session, &ks, &acked, value_of, "after kill -9").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -342,13 +330,19 @@ fn table_dir(node: &TestNode, ks: &str) -> std::path::PathBuf {
         .expect("table directory")
 }
 
-/// Checks that every key in `keys` reads back with its exact value.
-async fn assert_all_readable(session: &Session, ks: &str, keys: &[i32], when: &str) {
+/// Checks that every key in `keys` reads back with its exact value, `value(key)`.
+async fn assert_all_readable(
+    session: &Session,
+    ks: &str,
+    keys: &[i32],
+    value: fn(i32) -> (String, i64),
+    when: &str,
+) {
     let found = read_back(session, ks, keys).await;
     let lost: Vec<i32> = keys
         .iter()
         .copied()
-        .filter(|k| found.get(k) != Some(&big_value_of(*k)))
+        .filter(|k| found.get(k) != Some(&value(*k)))
         .collect();
     assert!(
         lost.is_empty(),
@@ -433,12 +427,19 @@ async fn acknowledged_writes_survive_kill_9_during_flushes_and_compactions() {
             acked.len()
         );
         let session = node.session().await;
-        assert_all_readable(&session, &ks, &acked, &format!("round {rounds}")).await;
+        assert_all_readable(
+            &session,
+            &ks,
+            &acked,
+            big_value_of,
+            &format!("round {rounds}"),
+        )
+        .await;
         acked_all.extend(acked);
         rounds += 1;
     }
     let session = node.session().await;
-    assert_all_readable(&session, &ks, &acked_all, "after every round").await;
+    assert_all_readable(&session, &ks, &acked_all, big_value_of, "after every round").await;
     assert!(
         flushes_interrupted > 0 && compactions_interrupted > 0,
         "in {rounds} rounds, {flushes_interrupted} kills interrupted a flush and \

@@ -572,6 +572,34 @@ proptest! {
     }
 }
 
+/// A table with storage in `dir`.
+async fn disk_table(dir: std::path::PathBuf) -> Table {
+    let storage = TableStorage {
+        dir,
+        shard: 0,
+        shard_count: 1,
+    };
+    Table::open(T, storage, TableSettings::default())
+        .await
+        .expect("open")
+        .0
+}
+
+/// The clustering keys a read of `key`'s rows under `prefix` returns, and
+/// how many SSTables it read.
+async fn read_prefix(table: &Table, key: &DecoratedKey, prefix: &[u8]) -> (Vec<Bytes>, u64) {
+    let slice = SliceQuery {
+        ranges: vec![ClusteringRange::prefix(prefix.to_vec())],
+        ..SliceQuery::full()
+    };
+    let before = table.stats().sstable_reads;
+    let result = table.read_partition(key, &slice, 0).await.expect("read");
+    let rows: Vec<Bytes> = result
+        .map(|r| r.rows.into_iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    (rows, table.stats().sstable_reads - before)
+}
+
 /// A point read of a clustering slice opens only the SSTables whose
 /// clustering statistics admit the slice, and every SSTable with a partition
 /// tombstone (which shadows rows wherever they lie).
@@ -579,15 +607,7 @@ proptest! {
 fn clustering_statistics_skip_sstables_outside_the_slice() {
     let dir = crate::test_support::test_dir("table-model-tests", "clustering-skip");
     crate::test_support::on_shard(move || async move {
-        let storage = TableStorage {
-            dir,
-            shard: 0,
-            shard_count: 1,
-        };
-        let table = Table::open(T, storage, TableSettings::default())
-            .await
-            .expect("open")
-            .0;
+        let table = disk_table(dir).await;
         let key = DecoratedKey::new(7, b"k".to_vec());
         let live = |ts| Row::new().cell(1, Cell::live(ts, "v"));
         for rows in [[&b"a"[..], b"b"], [b"x", b"y"]] {
@@ -598,20 +618,8 @@ fn clustering_statistics_skip_sstables_outside_the_slice() {
             table.apply(&m, None);
             table.flush().await.expect("flush");
         }
-        let slice = SliceQuery {
-            ranges: vec![ClusteringRange::prefix(b"x".to_vec())],
-            ..SliceQuery::full()
-        };
-        async fn read(table: &Table, key: &DecoratedKey, slice: &SliceQuery) -> (Vec<Bytes>, u64) {
-            let before = table.stats().sstable_reads;
-            let result = table.read_partition(key, slice, 0).await.expect("read");
-            let rows: Vec<Bytes> = result
-                .map(|r| r.rows.into_iter().map(|(k, _)| k).collect())
-                .unwrap_or_default();
-            (rows, table.stats().sstable_reads - before)
-        }
         assert_eq!(
-            read(&table, &key, &slice).await,
+            read_prefix(&table, &key, b"x").await,
             (vec![Bytes::from_static(b"x")], 1)
         );
         // A newer partition tombstone in a third SSTable must be read, and
@@ -621,7 +629,7 @@ fn clustering_statistics_skip_sstables_outside_the_slice() {
             None,
         );
         table.flush().await.expect("flush");
-        assert_eq!(read(&table, &key, &slice).await, (vec![], 2));
+        assert_eq!(read_prefix(&table, &key, b"x").await, (vec![], 2));
     });
 }
 
@@ -632,15 +640,7 @@ fn clustering_statistics_skip_sstables_outside_the_slice() {
 fn compaction_keeps_clustering_statistics_of_copied_partitions() {
     let dir = crate::test_support::test_dir("table-model-tests", "clustering-copied");
     crate::test_support::on_shard(move || async move {
-        let storage = TableStorage {
-            dir,
-            shard: 0,
-            shard_count: 1,
-        };
-        let table = Table::open(T, storage, TableSettings::default())
-            .await
-            .expect("open")
-            .0;
+        let table = disk_table(dir).await;
         let keys = [
             DecoratedKey::new(3, b"k1".to_vec()),
             DecoratedKey::new(9, b"k2".to_vec()),
@@ -657,14 +657,7 @@ fn compaction_keeps_clustering_statistics_of_copied_partitions() {
         assert!(table.major_compaction().await.expect("compact"));
         assert_eq!(table.sstable_count(), 1);
         for (key, clustering) in keys.iter().zip([&b"m"[..], b"x"]) {
-            let slice = SliceQuery {
-                ranges: vec![ClusteringRange::prefix(clustering.to_vec())],
-                ..SliceQuery::full()
-            };
-            let result = table.read_partition(key, &slice, 0).await.expect("read");
-            let rows: Vec<Bytes> = result
-                .map(|r| r.rows.into_iter().map(|(k, _)| k).collect())
-                .unwrap_or_default();
+            let (rows, _) = read_prefix(&table, key, clustering).await;
             assert_eq!(rows, vec![Bytes::copy_from_slice(clustering)], "{key:?}");
         }
     });
