@@ -29,6 +29,8 @@
 #        compaction with no reads: compaction alone.
 #  3. Print one summary line per mode: p50/p99/p99.9 idle and during, p99 ratio,
 #     compaction MB/s alone and during, and their ratio.
+#  With TESSERAS="bin1 bin2 ..." (default: TESSERA alone), step 2 runs for each binary in
+#  turn on the same snapshot (loaded by the first), so builds compare in one run.
 #
 # Everything goes under DIR, deleted at the end unless KEEP=1. Ports: a free block
 # starting at the ones below (override if taken). Needs the release `tessera` binary and
@@ -204,6 +206,7 @@ run_compaction() {
   mv "$DIR/data" "$DIR/snap-data" && mv "$DIR/cl" "$DIR/snap-cl"
   log "snapshot: $(du -sh "$DIR/snap-data" | cut -f1) data, $(du -sh "$DIR/snap-cl" | cut -f1) commitlog"
   local summary=()
+  for TESSERA in ${TESSERAS:-$TESSERA}; do
   for scheduler in $schedulers; do
     restore
     start_node --memtable-total-space-in-mb "$memtable" --io-scheduler "$scheduler"
@@ -238,14 +241,15 @@ run_compaction() {
     p_idle=$(grep '^latency_us' <<<"$idle_out")
     p_during=$(grep '^latency_us' <<<"$during_out")
     summary+=("$(awk -v sched="$scheduler" -v pi="$p_idle" -v pd="$p_during" \
-      -v as="$alone_s" -v ab="$alone_b" -v ds="$during_s" -v db="$during_b" '
+      -v as="$alone_s" -v ab="$alone_b" -v ds="$during_s" -v db="$during_b" -v bin="$(basename "$TESSERA")" '
       function q(line, key,   n, i, f, kv) { n = split(line, f, " ")
         for (i = 2; i <= n; i++) { split(f[i], kv, "="); if (kv[1] == key) return kv[2] } }
       BEGIN {
         ma = ab / as / 1e6; md = db / ds / 1e6
-        printf "io_scheduler=%s idle p50/p99/p99.9 us %s/%s/%s | during %s/%s/%s | p99 during/idle %.2f | compaction alone %.1f MB/s (%.0f s) during %.1f MB/s (%.0f s) ratio %.2f\n",
-          sched, q(pi, "p50"), q(pi, "p99"), q(pi, "p99.9"), q(pd, "p50"), q(pd, "p99"), q(pd, "p99.9"),
+        printf "%s io_scheduler=%s idle p50/p99/p99.9 us %s/%s/%s | during %s/%s/%s | p99 during/idle %.2f | compaction alone %.1f MB/s (%.0f s) during %.1f MB/s (%.0f s) ratio %.2f\n",
+          bin, sched, q(pi, "p50"), q(pi, "p99"), q(pi, "p99.9"), q(pd, "p50"), q(pd, "p99"), q(pd, "p99.9"),
           q(pd, "p99") / q(pi, "p99"), ma, as, md, ds, md / ma }')")
+  done
   done
   log "=== summary (rate $rate/s, $rows rows of $VALUE_BYTES B, $(mib "$(find "$DIR/snap-data" -path '*bench*' -name '*Data.db' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')") MiB of Data.db)"
   printf '%s\n' "${summary[@]}"

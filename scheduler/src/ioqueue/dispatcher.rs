@@ -5,19 +5,38 @@
 //! [`Dispatcher::step`] and acts on the answer; tests call it with a
 //! simulated clock.
 //!
+//! Classes are foreground (queries, commitlog: a client waits on them) or
+//! background (flush, compaction, streaming, maintenance), and
+//! [`Limits`] treats them differently so that a foreground request is
+//! neither held in the queue nor queued deep in the disk behind
+//! background work:
+//! - background requests fill the disk only up to
+//!   `background_in_flight_cost`, which leaves the rest of
+//!   `max_in_flight_cost` for the foreground: a query arriving behind a
+//!   compaction finds room at once instead of waiting for a completion;
+//! - a foreground request may go while its tokens are up to
+//!   `foreground_token_debt` nanoseconds short (the bucket still charges
+//!   it, so what it borrows delays what comes after it): it does not wait
+//!   for a reservation taken for a large background request to ripen.
+//!
+//! Neither changes the order: requests still leave in the fair queue's
+//! order, so shares hold over any backlogged stretch, and the borrowing is
+//! bounded, so the rate over time is still the disk model's.
+//!
 //! One step:
 //! 1. Nothing queued: idle.
-//! 2. In flight already `max_in_flight_cost` or more of disk time (and at
-//!    least one request): full; a completion steps again.
+//! 2. The head's class already has its in-flight cap of disk time in
+//!    flight (and at least one request is in flight): full; a completion
+//!    steps again.
 //! 3. Make sure the head's cost is reserved in the bucket. A reservation is
 //!    an amount of tokens taken for whichever request is at the head when
 //!    they become ready, not for a particular request: a query arriving
 //!    while the shard waits for tokens taken for a compaction write goes
-//!    first on those tokens. So a query waits at most for one reservation
-//!    (one dispatch quantum: the cost of one request), never for a line.
-//! 4. Tokens not ready: wait that many nanoseconds.
+//!    first on those tokens.
+//! 4. Tokens not ready (beyond the debt a foreground head may run up):
+//!    wait that many nanoseconds.
 //! 5. Otherwise dispatch the head; what is left of the reservation stays
-//!    ready for the next request.
+//!    for the next request.
 use super::bucket::TokenBucket;
 use super::fair::{Dispatched, FairQueue};
 
@@ -41,23 +60,64 @@ struct Reservation {
     position: u64,
 }
 
+/// How much a shard gives the disk, per kind of class (nanoseconds of
+/// disk time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Disk time in flight at most (foreground requests fill up to it).
+    pub max_in_flight_cost: u64,
+    /// Disk time in flight at most while a background request is
+    /// dispatched; the rest is kept for foreground requests.
+    pub background_in_flight_cost: u64,
+    /// How far a foreground request may run ahead of the bucket.
+    pub foreground_token_debt: u64,
+}
+
+impl Limits {
+    /// The limits for a latency goal: the whole goal in flight, half of it
+    /// for the background, and a foreground debt of one goal.
+    pub fn for_latency_goal(goal_ns: u64) -> Self {
+        Limits {
+            max_in_flight_cost: goal_ns,
+            background_in_flight_cost: goal_ns / 2,
+            foreground_token_debt: goal_ns,
+        }
+    }
+
+    /// The same cap for every class and no debt: the fair queue and the
+    /// bucket alone decide.
+    pub fn uniform(max_in_flight_cost: u64) -> Self {
+        Limits {
+            max_in_flight_cost,
+            background_in_flight_cost: max_in_flight_cost,
+            foreground_token_debt: 0,
+        }
+    }
+}
+
 /// One shard's dispatcher state.
 #[derive(Debug)]
 pub struct Dispatcher<T> {
     fair: FairQueue<T>,
-    max_in_flight_cost: u64,
+    limits: Limits,
+    /// Per class: whether a client waits on its requests.
+    foreground: Vec<bool>,
     in_flight_cost: u64,
     in_flight_ops: u64,
     reservation: Option<Reservation>,
 }
 
 impl<T> Dispatcher<T> {
-    /// A dispatcher over classes with `shares`, keeping at most
-    /// `max_in_flight_cost` nanoseconds of disk time in flight.
-    pub fn new(shares: &[u32], max_in_flight_cost: u64) -> Self {
+    /// A dispatcher over classes with `shares`, of which those marked in
+    /// `foreground` (indexed like `shares`; missing entries are background)
+    /// get the foreground's limits.
+    pub fn new(shares: &[u32], foreground: &[bool], limits: Limits) -> Self {
         Dispatcher {
             fair: FairQueue::new(shares),
-            max_in_flight_cost,
+            limits,
+            foreground: (0..shares.len())
+                .map(|class| foreground.get(class).copied().unwrap_or(false))
+                .collect(),
             in_flight_cost: 0,
             in_flight_ops: 0,
             reservation: None,
@@ -86,19 +146,26 @@ impl<T> Dispatcher<T> {
 
     /// Decides the next action at `now_ns` (the bucket's clock).
     pub fn step(&mut self, bucket: &TokenBucket, now_ns: u64) -> Step<T> {
-        let Some((_, head_cost)) = self.fair.peek() else {
+        let Some((head_class, head_cost)) = self.fair.peek() else {
             return Step::Idle;
         };
-        if self.in_flight_ops > 0
-            && self.in_flight_cost.saturating_add(head_cost) > self.max_in_flight_cost
-        {
+        let foreground = self.foreground[head_class];
+        let (cap, debt) = if foreground {
+            (
+                self.limits.max_in_flight_cost,
+                self.limits.foreground_token_debt,
+            )
+        } else {
+            (self.limits.background_in_flight_cost, 0)
+        };
+        if self.in_flight_ops > 0 && self.in_flight_cost.saturating_add(head_cost) > cap {
             return Step::Full;
         }
         let reservation = self.reserve(bucket, head_cost);
         bucket.replenish(now_ns);
         let missing = bucket.deficiency(reservation.position);
-        if missing > 0 {
-            return Step::WaitTokens(missing);
+        if missing > debt {
+            return Step::WaitTokens(missing - debt);
         }
         let dispatched = self.fair.pop().expect("peeked a request");
         let left = reservation.tokens - dispatched.cost;
@@ -166,8 +233,12 @@ mod tests {
 
     impl Sim {
         fn new(shares: &[u32], max_in_flight: u64, burst: u64) -> Self {
+            Self::with_limits(shares, &[], Limits::uniform(max_in_flight), burst)
+        }
+
+        fn with_limits(shares: &[u32], foreground: &[bool], limits: Limits, burst: u64) -> Self {
             Sim {
-                dispatcher: Dispatcher::new(shares, max_in_flight),
+                dispatcher: Dispatcher::new(shares, foreground, limits),
                 bucket: TokenBucket::new(burst),
                 now_ns: 0,
                 in_flight: Vec::new(),
@@ -224,6 +295,35 @@ mod tests {
         assert!(charged >= 99_000_000, "{charged}");
     }
 
+    #[test]
+    fn background_work_leaves_room_for_the_foreground() {
+        let limits = Limits::for_latency_goal(1_500_000);
+        let mut dispatcher = Dispatcher::new(&[1000, 200], &[true, false], limits);
+        // A full bucket: only the in-flight caps decide.
+        let bucket = TokenBucket::new(100_000_000);
+        for id in 0..10 {
+            dispatcher.fair_mut().push(COMPACTION, 400_000, id);
+        }
+        let mut started = 0;
+        while let Step::Dispatch(_) = dispatcher.step(&bucket, 0) {
+            started += 1;
+        }
+        // Two 0.4 ms writes would pass the background's 0.75 ms.
+        assert_eq!(started, 1);
+        assert_eq!(dispatcher.in_flight_cost(), 400_000);
+        // Queries fill the rest, up to the whole goal.
+        for id in 0..10 {
+            dispatcher.fair_mut().push(QUERY, 300_000, 100 + id);
+        }
+        let mut queries = 0;
+        while let Step::Dispatch(d) = dispatcher.step(&bucket, 0) {
+            assert_eq!(d.class, QUERY);
+            queries += 1;
+        }
+        assert_eq!(queries, 3);
+        assert_eq!(dispatcher.in_flight_cost(), 1_300_000);
+    }
+
     proptest! {
         /// Behind any backlog of compaction requests, a query that arrives
         /// at any moment is dispatched within one dispatch quantum (the
@@ -259,6 +359,62 @@ mod tests {
                 started - arrived <= 2 * quantum + 1,
                 "query waited {} ns, quantum {} ns", started - arrived, quantum
             );
+        }
+
+        /// With the foreground's limits, a query arriving behind any
+        /// backlog of background requests no larger than the background's
+        /// cap goes to the disk at once: there is room in flight for it and
+        /// it may borrow the tokens of the reservation ahead of it.
+        #[test]
+        fn a_foreground_query_goes_at_once(
+            compaction_cost in 1_000u64..750_000,
+            query_cost in 1_000u64..100_000,
+            arrive_ns in 0u64..50_000_000,
+        ) {
+            let goal = 1_500_000;
+            let mut sim = Sim::with_limits(
+                &[1000, 200], &[true, false], Limits::for_latency_goal(goal), goal,
+            );
+            for id in 0..100_000 {
+                sim.dispatcher.fair_mut().push(COMPACTION, compaction_cost, id);
+            }
+            sim.run_until(arrive_ns);
+            sim.dispatcher.fair_mut().push(QUERY, query_cost, u64::MAX);
+            let arrived = sim.now_ns;
+            sim.run_until(arrived + 1);
+            let started = sim
+                .dispatched
+                .iter()
+                .find(|(class, _, _)| *class == QUERY)
+                .map(|(_, _, at)| *at);
+            prop_assert_eq!(started, Some(arrived));
+        }
+
+        /// The foreground limits change neither the shares nor the rate.
+        #[test]
+        fn foreground_limits_keep_shares_and_rate(
+            query_shares in 100u32..1000,
+            compaction_shares in 100u32..1000,
+        ) {
+            let goal = 1_000_000;
+            let limits = Limits::for_latency_goal(goal);
+            let mut sim = Sim::with_limits(
+                &[query_shares, compaction_shares], &[true, false], limits, 100_000,
+            );
+            for id in 0..20_000 {
+                sim.dispatcher.fair_mut().push(QUERY, 10_000, id);
+                sim.dispatcher.fair_mut().push(COMPACTION, 50_000, id);
+            }
+            sim.run_until(200_000_000);
+            let cost_of = |class: usize, cost: u64| {
+                sim.dispatched.iter().filter(|(c, _, _)| *c == class).count() as f64 * cost as f64
+            };
+            let ratio = cost_of(QUERY, 10_000) / cost_of(COMPACTION, 50_000);
+            let expected = f64::from(query_shares) / f64::from(compaction_shares);
+            prop_assert!((ratio / expected - 1.0).abs() < 0.05, "ratio {} expected {}", ratio, expected);
+            let charged = cost_of(QUERY, 10_000) + cost_of(COMPACTION, 50_000);
+            // 200 ms of disk time, plus the burst and the debt.
+            prop_assert!(charged <= 200_000_000.0 + 100_000.0 + goal as f64 + 50_000.0, "{}", charged);
         }
 
         /// Under a rate-limited disk the dispatched cost still follows shares.

@@ -89,6 +89,13 @@ impl IoClass {
         self as usize
     }
 
+    /// Whether a client waits on this class's requests: foreground
+    /// requests get room in the disk kept free of background work and may
+    /// run a little ahead of the token bucket (see `dispatcher.rs`).
+    pub fn is_foreground(self) -> bool {
+        matches!(self, IoClass::Query | IoClass::Commitlog)
+    }
+
     /// The shares a class starts with.
     pub fn default_shares(self) -> u32 {
         match self {

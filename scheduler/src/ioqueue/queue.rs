@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::dispatcher::{Dispatcher, Step};
+use super::dispatcher::{Dispatcher, Limits, Step};
 use super::stats::IoClassStats;
 use super::{IoClass, IoShared};
 use crate::clock::{monotonic_now, Instant};
@@ -73,7 +73,11 @@ impl ShardQueue {
         let queue = Rc::new(ShardQueue {
             shared,
             state: RefCell::new(State {
-                dispatcher: Dispatcher::new(&config.shares, max_in_flight),
+                dispatcher: Dispatcher::new(
+                    &config.shares,
+                    &IoClass::ALL.map(IoClass::is_foreground),
+                    Limits::for_latency_goal(max_in_flight),
+                ),
                 stats: IoClass::ALL.iter().map(|c| IoClassStats::new(*c)).collect(),
                 timer: Timer::Idle(None),
             }),
