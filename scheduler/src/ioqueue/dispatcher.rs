@@ -60,6 +60,9 @@ struct Reservation {
     position: u64,
 }
 
+/// Background requests a shard keeps in flight at most.
+pub const BACKGROUND_IN_FLIGHT_OPS: u64 = 2;
+
 /// How much a shard gives the disk, per kind of class (nanoseconds of
 /// disk time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,11 @@ pub struct Limits {
     /// Disk time in flight at most while a background request is
     /// dispatched; the rest is kept for foreground requests.
     pub background_in_flight_cost: u64,
+    /// Requests in flight at most while a background request is
+    /// dispatched, whatever the model says they cost: a disk model that
+    /// overstates the disk (a virtual disk measured in its host's cache)
+    /// would otherwise let the background fill the disk's own queue.
+    pub background_in_flight_ops: u64,
     /// How far a foreground request may run ahead of the bucket.
     pub foreground_token_debt: u64,
 }
@@ -80,6 +88,7 @@ impl Limits {
         Limits {
             max_in_flight_cost: goal_ns,
             background_in_flight_cost: goal_ns / 2,
+            background_in_flight_ops: BACKGROUND_IN_FLIGHT_OPS,
             foreground_token_debt: goal_ns,
         }
     }
@@ -90,6 +99,7 @@ impl Limits {
         Limits {
             max_in_flight_cost,
             background_in_flight_cost: max_in_flight_cost,
+            background_in_flight_ops: u64::MAX,
             foreground_token_debt: 0,
         }
     }
@@ -150,15 +160,22 @@ impl<T> Dispatcher<T> {
             return Step::Idle;
         };
         let foreground = self.foreground[head_class];
-        let (cap, debt) = if foreground {
+        let (cap, cap_ops, debt) = if foreground {
             (
                 self.limits.max_in_flight_cost,
+                u64::MAX,
                 self.limits.foreground_token_debt,
             )
         } else {
-            (self.limits.background_in_flight_cost, 0)
+            (
+                self.limits.background_in_flight_cost,
+                self.limits.background_in_flight_ops,
+                0,
+            )
         };
-        if self.in_flight_ops > 0 && self.in_flight_cost.saturating_add(head_cost) > cap {
+        if self.in_flight_ops > 0
+            && (self.in_flight_cost.saturating_add(head_cost) > cap || self.in_flight_ops >= cap_ops)
+        {
             return Step::Full;
         }
         let reservation = self.reserve(bucket, head_cost);
@@ -322,6 +339,29 @@ mod tests {
         }
         assert_eq!(queries, 3);
         assert_eq!(dispatcher.in_flight_cost(), 1_300_000);
+    }
+
+    #[test]
+    fn cheap_background_requests_are_capped_by_count() {
+        let limits = Limits::for_latency_goal(1_500_000);
+        let mut dispatcher = Dispatcher::new(&[1000, 200], &[true, false], limits);
+        let bucket = TokenBucket::new(100_000_000);
+        // A model that thinks the disk takes these in 10 us each.
+        for id in 0..100 {
+            dispatcher.fair_mut().push(COMPACTION, 10_000, id);
+        }
+        let mut started = 0;
+        while let Step::Dispatch(_) = dispatcher.step(&bucket, 0) {
+            started += 1;
+        }
+        assert_eq!(started, BACKGROUND_IN_FLIGHT_OPS);
+        // A query still goes.
+        dispatcher.fair_mut().push(QUERY, 10_000, 1000);
+        assert!(matches!(dispatcher.step(&bucket, 0), Step::Dispatch(d) if d.class == QUERY));
+        // A completion lets one more background request in.
+        dispatcher.complete(10_000);
+        dispatcher.complete(10_000);
+        assert!(matches!(dispatcher.step(&bucket, 0), Step::Dispatch(d) if d.class == COMPACTION));
     }
 
     proptest! {
