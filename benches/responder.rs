@@ -34,6 +34,10 @@ use cql::frame::{
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use scheduler::net::{TcpListener, TcpStream};
 
+/// The node's allocator (`src/main.rs`), so the yardstick runs on the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Largest request frame accepted (the node's default is 16 MiB too).
 const MAX_FRAME_BYTES: usize = 16 << 20;
 /// Bytes read from the socket per read call.

@@ -11,6 +11,12 @@ use std::io::IsTerminal;
 
 use config::{Cli, Command};
 
+/// Every shard allocates and frees small objects per request (frames,
+/// rows, futures) on its own thread: mimalloc's thread-local heaps serve
+/// them without glibc's arena bookkeeping.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let config = match cli.load_config() {
