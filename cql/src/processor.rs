@@ -10,7 +10,6 @@
 //! statement to its schema, persists the result and installs it on every
 //! shard before answering.
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -163,7 +162,9 @@ pub struct ProcessorConfig {
 pub struct QueryProcessor {
     proxy: StorageProxy,
     config: ProcessorConfig,
-    prepared: RefCell<HashMap<Bytes, Rc<Prepared>>>,
+    /// Looked up on every EXECUTE: a fast hash (ids are server-made
+    /// digests; a client can look up but not choose what is inserted).
+    prepared: RefCell<rustc_hash::FxHashMap<Bytes, Rc<Prepared>>>,
     system_keyspaces: Vec<KeyspaceDef>,
 }
 
@@ -182,7 +183,7 @@ impl QueryProcessor {
         QueryProcessor {
             proxy,
             config,
-            prepared: RefCell::new(HashMap::new()),
+            prepared: RefCell::new(rustc_hash::FxHashMap::default()),
             system_keyspaces: system::system_keyspaces(),
         }
     }

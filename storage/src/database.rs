@@ -6,7 +6,6 @@
 //! holds its table without holding the database.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::commitlog::ReplayPosition;
@@ -30,7 +29,8 @@ pub struct DatabaseStats {
 /// One shard's tables.
 #[derive(Debug, Default)]
 pub struct Database {
-    tables: HashMap<TableId, Rc<Table>>,
+    /// Looked up on every request: a fast hash (ids are server-made).
+    tables: rustc_hash::FxHashMap<TableId, Rc<Table>>,
     stats: Cell<DatabaseStats>,
     /// What every table's memtables hold, kept by the tables.
     memory: Rc<MemtableMemory>,

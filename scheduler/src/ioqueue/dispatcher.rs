@@ -174,7 +174,8 @@ impl<T> Dispatcher<T> {
             )
         };
         if self.in_flight_ops > 0
-            && (self.in_flight_cost.saturating_add(head_cost) > cap || self.in_flight_ops >= cap_ops)
+            && (self.in_flight_cost.saturating_add(head_cost) > cap
+                || self.in_flight_ops >= cap_ops)
         {
             return Step::Full;
         }
