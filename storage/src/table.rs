@@ -588,9 +588,11 @@ impl Table {
         let dir = &storage.dir;
         let error = |e: SstableError| StorageError::sstable(self.id, generation, &e);
         let options = self.settings.borrow().sstable.clone();
-        let mut writer = crate::sstable::SstableWriter::create(dir, generation, options)
-            .await
-            .map_err(error)?;
+        let partitions = memtable.partition_count() as u64;
+        let mut writer =
+            crate::sstable::SstableWriter::create(dir, generation, options, partitions)
+                .await
+                .map_err(error)?;
         writer.set_replay_floor(replay_floor);
         for (key, partition) in memtable.iter() {
             writer.add_partition(key, partition).await.map_err(error)?;

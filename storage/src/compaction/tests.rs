@@ -289,7 +289,7 @@ async fn crash_and_recover(dir: &Path, step: CrashAfter) {
         CrashAfter::OutputRecorded => {
             // The record is durable, the SSTable half written (no TOC).
             txn.add_output(50).await.expect("record");
-            let mut writer = SstableWriter::create(dir, 50, small_options())
+            let mut writer = SstableWriter::create(dir, 50, small_options(), 1)
                 .await
                 .expect("create");
             let (key, partition) = memtables[0].iter().next().expect("a partition");

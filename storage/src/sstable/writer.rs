@@ -2,6 +2,12 @@
 //! header, row blocks, end marker and, for several blocks, a clustering index); index,
 //! summary, filter and statistics are kept in memory and written at `finish`, then the
 //! TOC.
+//!
+//! `finish` runs on the shard with reads waiting behind it, so nothing it does may take
+//! a long stretch of CPU without a yield: the bloom filter is built as keys are added
+//! (sized up front for the partition count the caller expects, folded down at the end),
+//! large encodings go in `TaskQuota` slices, and the large buffers are freed on the
+//! blocking pool (unmapping tens of MiB takes milliseconds of kernel time).
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -15,9 +21,9 @@ use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 use super::bloom::{key_hash, Bloom};
 use super::clustering::ClusteringStats;
 use super::format::{
-    create_file, encode_clustering_index, encode_index_block, encode_partition_header,
-    encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
-    IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
+    create_file, decode_index_block, encode_clustering_index, encode_index_block,
+    encode_partition_header, encode_stats, encode_summary, put_u32, seal_file, write_file,
+    write_padded, CompressionInfo, IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, ScannedPartition, SstableError, SstableMeta, SstableOptions, SstableStats};
 use crate::model::codec::encode_clustering_row;
@@ -37,11 +43,18 @@ pub struct SstableWriter {
     index: Vec<u8>,
     block: Vec<IndexEntry>,
     summary: Vec<SummaryEntry>,
-    hashes: Vec<(u64, u64)>,
+    /// Every key added so far, in a filter sized for `expected_partitions`.
+    filter: Bloom,
+    expected_partitions: u64,
     last_key: Option<DecoratedKey>,
     stats: SstableStats,
     clustering: ClusteringStats,
 }
+
+/// How far the filter's false-positive chance may exceed `bloom_fp_chance` (more keys
+/// than the caller expected) before `finish` builds a new filter, sized for the real
+/// count, from the index. At the default 1 % it allows about 10 % more keys.
+const FILTER_REBUILD_FP_RATIO: f64 = 1.5;
 
 /// Writes of `Data.db` in flight at once, each of [`MAX_IO_BYTES`]: the writer goes on
 /// filling and compressing chunks while the disk writes the ones before.
@@ -136,10 +149,18 @@ impl std::fmt::Debug for SstableWriter {
 impl SstableWriter {
     /// Starts SSTable `generation` in `dir` (which must exist). Fails if a complete
     /// SSTable of that generation is there; leftovers of an incomplete one are replaced.
+    ///
+    /// `expected_partitions` sizes the bloom filter, which is built as partitions are
+    /// added: an upper bound is best (a flush knows its memtable's count, a compaction
+    /// the sum of its inputs'); `finish` shrinks a filter sized for many more keys than
+    /// were added. Fewer than were added degrades the filter's false-positive chance;
+    /// past [`FILTER_REBUILD_FP_RATIO`] times `bloom_fp_chance`, `finish` builds the
+    /// filter again from the index (a pass over every key, in quota slices).
     pub async fn create(
         dir: &Path,
         generation: u64,
         options: SstableOptions,
+        expected_partitions: u64,
     ) -> Result<SstableWriter, SstableError> {
         validate(&options)?;
         let toc = Component::Toc.path(dir, generation);
@@ -167,13 +188,14 @@ impl SstableWriter {
                 in_flight: VecDeque::new(),
             },
             chunk: Vec::with_capacity(options.chunk_size),
+            filter: Bloom::foldable(expected_partitions, options.bloom_fp_chance),
+            expected_partitions,
             options,
             uncompressed_len: 0,
             chunk_offsets: Vec::new(),
             index: Vec::new(),
             block: Vec::new(),
             summary: Vec::new(),
-            hashes: Vec::new(),
             last_key: None,
             stats: SstableStats::default(),
             clustering: ClusteringStats::default(),
@@ -328,7 +350,7 @@ impl SstableWriter {
     }
 
     fn record_key(&mut self, key: &DecoratedKey, position: u64, clustering_index: u64) {
-        self.hashes.push(key_hash(&key.key));
+        self.filter.insert(key_hash(&key.key));
         self.block.push(IndexEntry {
             key: key.clone(),
             position,
@@ -396,6 +418,7 @@ impl SstableWriter {
             self.flush_chunk().await?;
         }
         self.flush_index_block();
+        self.finish_filter().await?;
         let data_len = self.data.len();
         self.chunk_offsets.push(data_len);
         let (dir, generation) = (self.dir.clone(), self.generation);
@@ -408,30 +431,61 @@ impl SstableWriter {
             uncompressed_len: self.uncompressed_len,
             offsets: self.chunk_offsets,
         };
-        let mut bloom = Bloom::with_capacity(self.hashes.len(), self.options.bloom_fp_chance);
-        // Millions of scattered inserts for a large SSTable: in quota-sized
-        // slices, so reads on this shard are not held up behind them.
-        let mut quota = scheduler::TaskQuota::new();
-        for &h in &self.hashes {
-            bloom.insert(h);
-            quota.tick().await;
-        }
         let path = |c: Component| c.path(&dir, generation);
-        write_file(&path(Component::CompressionInfo), &compression.encode()).await?;
+        let chunk_table = compression.encode().await;
+        write_file(&path(Component::CompressionInfo), &chunk_table).await?;
         write_file(&path(Component::Index), &self.index).await?;
         write_file(&path(Component::Summary), &encode_summary(&self.summary)).await?;
-        write_file(&path(Component::Filter), &bloom.encode()).await?;
+        let filter = self.filter.encode().await;
+        write_file(&path(Component::Filter), &filter).await?;
         write_file(
             &path(Component::Statistics),
             &encode_stats(&self.stats, &self.clustering),
         )
         .await?;
         write_toc(&dir, generation).await?;
+        let buffers = (
+            self.index,
+            self.summary,
+            self.filter,
+            compression,
+            chunk_table,
+            filter,
+        );
+        scheduler::spawn_blocking(move || drop(buffers)).await;
         Ok(SstableMeta {
             dir,
             generation,
             stats: self.stats,
         })
+    }
+
+    /// Makes the filter fit the partitions added: folded down if it was sized for many
+    /// more, built again from the index if for too few.
+    async fn finish_filter(&mut self) -> Result<(), SstableError> {
+        let (count, fp_chance) = (self.stats.partition_count, self.options.bloom_fp_chance);
+        if self.filter.fp_chance_at(count) <= fp_chance * FILTER_REBUILD_FP_RATIO {
+            self.filter.fold_to(count, fp_chance);
+            return Ok(());
+        }
+        tracing::debug!(
+            generation = self.generation,
+            expected = self.expected_partitions,
+            partitions = count,
+            "more partitions than expected: rebuilding the bloom filter"
+        );
+        let mut filter = Bloom::foldable(count, fp_chance);
+        let mut quota = scheduler::TaskQuota::new();
+        for entry in &self.summary {
+            let start = entry.offset as usize;
+            let block = &self.index[start..start + entry.len as usize];
+            for e in decode_index_block(entry.offset, block)? {
+                filter.insert(key_hash(&e.key.key));
+                quota.tick().await;
+            }
+        }
+        self.filter = filter;
+        Ok(())
     }
 }
 
