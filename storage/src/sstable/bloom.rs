@@ -62,7 +62,7 @@ impl Bloom {
     /// found: halving ORs the upper half of the words onto the lower.
     pub(super) fn fold_to(&mut self, keys: u64, fp_chance_target: f64) {
         while self.bits == self.words.len() as u64 * 64
-            && self.words.len() % 2 == 0
+            && self.words.len().is_multiple_of(2)
             && fp_chance(self.hashes, self.bits / 2, keys) <= fp_chance_target
         {
             let half = self.words.len() / 2;
