@@ -588,9 +588,11 @@ impl Table {
         let dir = &storage.dir;
         let error = |e: SstableError| StorageError::sstable(self.id, generation, &e);
         let options = self.settings.borrow().sstable.clone();
-        let mut writer = crate::sstable::SstableWriter::create(dir, generation, options)
-            .await
-            .map_err(error)?;
+        let partitions = memtable.partition_count() as u64;
+        let mut writer =
+            crate::sstable::SstableWriter::create(dir, generation, options, partitions)
+                .await
+                .map_err(error)?;
         writer.set_replay_floor(replay_floor);
         for (key, partition) in memtable.iter() {
             writer.add_partition(key, partition).await.map_err(error)?;
@@ -796,8 +798,16 @@ impl Table {
                 None
             }
         };
+        // Inputs' files are shrunk in steps before they are unlinked (one unlink of
+        // hundreds of MiB stalls reads for tens of ms), once no read holds them:
+        // a read still holding one would find its files cut short.
+        let held: Vec<std::rc::Weak<Sstable>> = inputs.iter().map(Rc::downgrade).collect();
         drop(inputs);
-        committed.finish().await.map_err(error)?;
+        if inputs_released(&held).await {
+            committed.finish_gradually().await.map_err(error)?;
+        } else {
+            committed.finish().await.map_err(error)?;
+        }
         if let Some(outputs) = discarded {
             // Truncated or dropped while it ran: the outputs hold deleted data.
             let generations: Vec<u64> = outputs.iter().map(|s| s.generation()).collect();
@@ -1113,6 +1123,18 @@ async fn quarantine(dir: &Path, files: &[PathBuf]) -> std::io::Result<()> {
         }
     }
     scheduler::io::sync_directory(dir).await
+}
+
+/// Waits up to a second for every SSTable in `held` to be dropped (reads in flight
+/// finish); whether they all were.
+async fn inputs_released(held: &[std::rc::Weak<Sstable>]) -> bool {
+    for _ in 0..100 {
+        if held.iter().all(|w| w.strong_count() == 0) {
+            return true;
+        }
+        scheduler::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
 }
 
 #[cfg(test)]

@@ -314,6 +314,10 @@ struct Outputs<'a> {
     current: Option<SstableWriter>,
     last_token: Option<i64>,
     finished: Vec<SstableMeta>,
+    /// Partitions of the inputs: every output partition comes from at least one, so
+    /// this less what the finished outputs hold bounds what the next output can hold
+    /// (its bloom filter is sized for that and folded down at its end).
+    input_partitions: u64,
 }
 
 impl Outputs<'_> {
@@ -352,9 +356,14 @@ impl Outputs<'_> {
         if self.current.is_none() {
             let generation = (self.next_generation)();
             self.txn.add_output(generation).await?;
-            let mut writer =
-                SstableWriter::create(self.txn.dir(), generation, self.options.sstable.clone())
-                    .await?;
+            let written: u64 = self.finished.iter().map(|m| m.stats.partition_count).sum();
+            let mut writer = SstableWriter::create(
+                self.txn.dir(),
+                generation,
+                self.options.sstable.clone(),
+                self.input_partitions.saturating_sub(written),
+            )
+            .await?;
             writer.set_level(self.options.level);
             writer.set_replay_floor(self.options.replay_floor);
             self.current = Some(writer);
@@ -392,6 +401,7 @@ pub async fn compact(
         current: None,
         last_token: None,
         finished: Vec::new(),
+        input_partitions: inputs.iter().map(|s| s.stats().partition_count).sum(),
     };
     let gc_before = purge.gc_before_secs();
     let (mut read, mut dropped, mut copied) = (0u64, 0u64, 0u64);

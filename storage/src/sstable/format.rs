@@ -153,6 +153,18 @@ impl<'a> Reader<'a> {
         Ok(self.u64(field)? as i64)
     }
 
+    /// `n` big-endian u64s in one bounds check.
+    pub(super) fn u64s(&mut self, n: usize, field: &str) -> Result<Vec<u64>, SstableError> {
+        let len = n.checked_mul(8).ok_or_else(|| {
+            SstableError::malformed(self.component, self.offset as u64, "count overflows")
+        })?;
+        let bytes = self.take(len, field)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("chunks of 8")))
+            .collect())
+    }
+
     pub(super) fn bytes(&mut self, field: &str) -> Result<&'a [u8], SstableError> {
         let len = self.u32(field)? as usize;
         self.take(len, field)
@@ -200,6 +212,18 @@ pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
 
 pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Appends `values` big-endian, a `TaskQuota` tick every few KiB: filters and chunk
+/// tables of large SSTables are megabytes.
+pub(super) async fn put_u64s(out: &mut Vec<u8>, values: &[u64]) {
+    let mut quota = scheduler::TaskQuota::new();
+    for slice in values.chunks(1024) {
+        for &v in slice {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        quota.tick().await;
+    }
 }
 
 pub(super) fn put_key(out: &mut Vec<u8>, key: &DecoratedKey) {
@@ -494,14 +518,14 @@ pub(super) struct CompressionInfo {
 }
 
 impl CompressionInfo {
-    pub(super) fn encode(&self) -> Vec<u8> {
+    /// Encodes the chunk table (megabytes for a large SSTable: in quota slices).
+    pub(super) async fn encode(&self) -> Vec<u8> {
         let mut out = frame_start(Component::CompressionInfo);
+        out.reserve(20 + self.offsets.len() * 8 + 4);
         put_u64(&mut out, self.chunk_size);
         put_u64(&mut out, self.uncompressed_len);
         put_u32(&mut out, self.offsets.len() as u32);
-        for &o in &self.offsets {
-            put_u64(&mut out, o);
-        }
+        put_u64s(&mut out, &self.offsets).await;
         frame_end(out)
     }
 
@@ -511,9 +535,7 @@ impl CompressionInfo {
         let chunk_size = r.u64("chunk size")?;
         let uncompressed_len = r.u64("uncompressed length")?;
         let n = r.count("chunk offsets", 8)?;
-        let offsets = (0..n)
-            .map(|_| r.u64("chunk offset"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = r.u64s(n, "chunk offsets")?;
         r.finish()?;
         let chunks = uncompressed_len.div_ceil(chunk_size.max(1));
         let sorted = offsets.windows(2).all(|w| w[0] + 4 <= w[1]);

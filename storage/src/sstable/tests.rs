@@ -147,9 +147,10 @@ pub(crate) async fn write(
     memtable: &Memtable,
     options: SstableOptions,
 ) -> SstableMeta {
-    let mut writer = SstableWriter::create(dir, generation, options)
-        .await
-        .expect("create");
+    let mut writer =
+        SstableWriter::create(dir, generation, options, memtable.partition_count() as u64)
+            .await
+            .expect("create");
     for (key, partition) in memtable.iter() {
         writer.add_partition(key, partition).await.expect("add");
     }
@@ -417,7 +418,7 @@ fn an_sstable_without_toc_is_incomplete() {
             "{err}"
         );
         // An abandoned writer leaves no TOC either, and its generation can be rewritten.
-        let mut writer = SstableWriter::create(&dir, 6, SstableOptions::default())
+        let mut writer = SstableWriter::create(&dir, 6, SstableOptions::default(), 1)
             .await
             .expect("create");
         let (key, partition) = memtable.iter().next().expect("a partition");
@@ -430,7 +431,7 @@ fn an_sstable_without_toc_is_incomplete() {
         );
         write(&dir, 6, &memtable, SstableOptions::default()).await;
         Sstable::open(&dir, 6).await.expect("rewritten");
-        let err = SstableWriter::create(&dir, 6, SstableOptions::default())
+        let err = SstableWriter::create(&dir, 6, SstableOptions::default(), 1)
             .await
             .expect_err("exists");
         assert!(
@@ -444,7 +445,7 @@ fn an_sstable_without_toc_is_incomplete() {
 fn partitions_out_of_order_are_refused() {
     let dir = test_dir("order");
     on_shard(move || async move {
-        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default())
+        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default(), 1)
             .await
             .expect("create");
         let p = Partition::new();
@@ -463,7 +464,7 @@ fn partitions_out_of_order_are_refused() {
             bloom_fp_chance: 1.5,
             ..SstableOptions::default()
         };
-        let err = SstableWriter::create(&dir, 2, bad)
+        let err = SstableWriter::create(&dir, 2, bad, 1)
             .await
             .expect_err("bad options");
         assert!(matches!(err, SstableError::InvalidOptions { .. }), "{err}");
@@ -533,7 +534,7 @@ fn level_and_tombstone_statistics_are_recorded() {
                 .with_row(b"c".to_vec(), row)
                 .with_range_tombstone(ClusteringRange::full(), Tombstone::new(1, 200)),
         );
-        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default())
+        let mut writer = SstableWriter::create(&dir, 1, SstableOptions::default(), 1)
             .await
             .expect("create");
         writer.set_level(3);
@@ -763,9 +764,14 @@ fn write_current_format_fixture() {
     let dir = test_dir("fixture_write");
     let written = dir.clone();
     on_shard(move || async move {
-        let mut writer = SstableWriter::create(&written, 1, fixture_options())
-            .await
-            .expect("create");
+        let mut writer = SstableWriter::create(
+            &written,
+            1,
+            fixture_options(),
+            fixture_memtable().partition_count() as u64,
+        )
+        .await
+        .expect("create");
         writer.set_level(2);
         writer.set_replay_floor(Some(FIXTURE_REPLAY_FLOOR));
         for (key, partition) in fixture_memtable().iter() {
@@ -782,4 +788,58 @@ fn write_current_format_fixture() {
     for c in Component::LISTED.into_iter().chain([Component::Toc]) {
         std::fs::copy(c.path(&dir, 1), c.path(&out, 1)).expect("copy");
     }
+}
+
+/// Writes `memtable` telling the writer to expect `expected` partitions; returns the
+/// opened SSTable and its `Filter.db` size.
+async fn write_expecting(
+    dir: &Path,
+    generation: u64,
+    memtable: &Memtable,
+    expected: u64,
+) -> (Sstable, u64) {
+    let mut writer = SstableWriter::create(dir, generation, SstableOptions::default(), expected)
+        .await
+        .expect("create");
+    for (key, partition) in memtable.iter() {
+        writer.add_partition(key, partition).await.expect("add");
+    }
+    writer.finish().await.expect("finish");
+    let filter = std::fs::metadata(Component::Filter.path(dir, generation)).expect("stat");
+    (
+        Sstable::open(dir, generation).await.expect("open"),
+        filter.len(),
+    )
+}
+
+#[test]
+fn the_filter_holds_every_key_whatever_count_the_writer_expected() {
+    let dir = test_dir("filter_sizing");
+    on_shard(move || async move {
+        let memtable = random_memtable(11, 3_000, 2_000);
+        let count = memtable.partition_count() as u64;
+        let (exact, exact_len) = write_expecting(&dir, 1, &memtable, count).await;
+        // Sized for 50 times the keys: folded down to about the same size.
+        let (large, large_len) = write_expecting(&dir, 2, &memtable, 50 * count).await;
+        // Sized for 1 key: built again from the index at finish.
+        let (small, small_len) = write_expecting(&dir, 3, &memtable, 1).await;
+        for sstable in [&exact, &large, &small] {
+            assert!(memtable.iter().all(|(key, _)| sstable.may_contain(key)));
+        }
+        assert!(large_len <= 2 * exact_len, "{large_len} vs {exact_len}");
+        assert!(
+            small_len + 64 >= exact_len && small_len <= exact_len + 64,
+            "{small_len} vs {exact_len}"
+        );
+        // Keys never written: admitted at about the configured 1 %.
+        let probes = 20_000;
+        for sstable in [&exact, &large, &small] {
+            let admitted = (0..probes)
+                .filter(|i| {
+                    sstable.may_contain(&DecoratedKey::new(0, format!("absent-{i}").into_bytes()))
+                })
+                .count();
+            assert!(admitted < probes / 50, "{admitted} of {probes}");
+        }
+    });
 }

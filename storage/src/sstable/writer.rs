@@ -1,7 +1,15 @@
 //! Writing an SSTable: partitions stream into compressed data chunks (each partition as
-//! header, row blocks, end marker and, for several blocks, a clustering index); index,
-//! summary, filter and statistics are kept in memory and written at `finish`, then the
-//! TOC.
+//! header, row blocks, end marker and, for several blocks, a clustering index) and their
+//! index blocks into `Index.db`; summary, filter and statistics are kept in memory and
+//! written at `finish`, then the TOC.
+//!
+//! The writer runs on the shard with reads waiting behind it, so nothing it does may take
+//! a long stretch of CPU without a yield: the index is streamed (held whole, it grew by
+//! reallocation, a copy of tens of MiB at a time, and was written and freed at the end),
+//! the bloom filter is built as keys are added (sized up front for the partition count
+//! the caller expects, folded down at the end), large encodings go in `TaskQuota`
+//! slices, and the large buffers are freed on the blocking pool (unmapping tens of MiB
+//! takes milliseconds of kernel time).
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -15,9 +23,9 @@ use scheduler::io::{self, DmaFile, MAX_IO_BYTES};
 use super::bloom::{key_hash, Bloom};
 use super::clustering::ClusteringStats;
 use super::format::{
-    create_file, encode_clustering_index, encode_index_block, encode_partition_header,
-    encode_stats, encode_summary, put_u32, seal_file, write_file, write_padded, CompressionInfo,
-    IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
+    create_file, decode_index_block, encode_clustering_index, encode_index_block,
+    encode_partition_header, encode_stats, encode_summary, put_u32, read_file, seal_file,
+    write_file, write_padded, CompressionInfo, IndexEntry, RowBlockEntry, SummaryEntry, TOC_HEADER,
 };
 use super::{Component, ScannedPartition, SstableError, SstableMeta, SstableOptions, SstableStats};
 use crate::model::codec::encode_clustering_row;
@@ -34,14 +42,21 @@ pub struct SstableWriter {
     chunk: Vec<u8>,
     uncompressed_len: u64,
     chunk_offsets: Vec<u64>,
-    index: Vec<u8>,
+    index: DataStream,
     block: Vec<IndexEntry>,
     summary: Vec<SummaryEntry>,
-    hashes: Vec<(u64, u64)>,
+    /// Every key added so far, in a filter sized for `expected_partitions`.
+    filter: Bloom,
+    expected_partitions: u64,
     last_key: Option<DecoratedKey>,
     stats: SstableStats,
     clustering: ClusteringStats,
 }
+
+/// How far the filter's false-positive chance may exceed `bloom_fp_chance` (more keys
+/// than the caller expected) before `finish` builds a new filter, sized for the real
+/// count, from the index. At the default 1 % it allows about 10 % more keys.
+const FILTER_REBUILD_FP_RATIO: f64 = 1.5;
 
 /// Writes of `Data.db` in flight at once, each of [`MAX_IO_BYTES`]: the writer goes on
 /// filling and compressing chunks while the disk writes the ones before.
@@ -51,7 +66,7 @@ const WRITES_IN_FLIGHT: usize = 4;
 /// IO class).
 type DataWrite = Pin<Box<dyn Future<Output = std::io::Result<()>>>>;
 
-/// `Data.db` being appended: whole aligned IOs go out as they fill, up to
+/// `Data.db` or `Index.db` being appended: whole aligned IOs go out as they fill, up to
 /// [`WRITES_IN_FLIGHT`] at once.
 struct DataStream {
     file: Rc<DmaFile>,
@@ -63,8 +78,23 @@ struct DataStream {
 }
 
 impl DataStream {
+    fn new(file: DmaFile, path: PathBuf) -> DataStream {
+        DataStream {
+            file: Rc::new(file),
+            path,
+            pending: Vec::new(),
+            flushed: 0,
+            in_flight: VecDeque::new(),
+        }
+    }
+
     fn len(&self) -> u64 {
         self.flushed + self.pending.len() as u64
+    }
+
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), SstableError> {
+        self.pending.extend_from_slice(bytes);
+        self.write_whole_ios().await
     }
 
     /// Appends `chunk` lz4-compressed, then the CRC32 of the compressed bytes
@@ -136,10 +166,18 @@ impl std::fmt::Debug for SstableWriter {
 impl SstableWriter {
     /// Starts SSTable `generation` in `dir` (which must exist). Fails if a complete
     /// SSTable of that generation is there; leftovers of an incomplete one are replaced.
+    ///
+    /// `expected_partitions` sizes the bloom filter, which is built as partitions are
+    /// added: an upper bound is best (a flush knows its memtable's count, a compaction
+    /// the sum of its inputs'); `finish` shrinks a filter sized for many more keys than
+    /// were added. Fewer than were added degrades the filter's false-positive chance;
+    /// past [`FILTER_REBUILD_FP_RATIO`] times `bloom_fp_chance`, `finish` builds the
+    /// filter again from the index (a pass over every key, in quota slices).
     pub async fn create(
         dir: &Path,
         generation: u64,
         options: SstableOptions,
+        expected_partitions: u64,
     ) -> Result<SstableWriter, SstableError> {
         validate(&options)?;
         let toc = Component::Toc.path(dir, generation);
@@ -155,25 +193,22 @@ impl SstableWriter {
             .await
             .map_err(SstableError::io("prepare device", dir))?;
         let path = Component::Data.path(dir, generation);
-        let file = create_file(&path).await?;
+        let data = DataStream::new(create_file(&path).await?, path);
+        let path = Component::Index.path(dir, generation);
+        let index = DataStream::new(create_file(&path).await?, path);
         Ok(SstableWriter {
             dir: dir.to_path_buf(),
             generation,
-            data: DataStream {
-                file: Rc::new(file),
-                path,
-                pending: Vec::new(),
-                flushed: 0,
-                in_flight: VecDeque::new(),
-            },
+            data,
+            index,
             chunk: Vec::with_capacity(options.chunk_size),
+            filter: Bloom::foldable(expected_partitions, options.bloom_fp_chance),
+            expected_partitions,
             options,
             uncompressed_len: 0,
             chunk_offsets: Vec::new(),
-            index: Vec::new(),
             block: Vec::new(),
             summary: Vec::new(),
-            hashes: Vec::new(),
             last_key: None,
             stats: SstableStats::default(),
             clustering: ClusteringStats::default(),
@@ -200,7 +235,7 @@ impl SstableWriter {
         } else {
             0
         };
-        self.record_key(key, position, clustering_index);
+        self.record_key(key, position, clustering_index).await?;
         self.record_stats(key, partition);
         Ok(())
     }
@@ -222,7 +257,7 @@ impl SstableWriter {
         self.check_order(key)?;
         let position = self.uncompressed_len;
         self.append_uncompressed(&scanned.bytes).await?;
-        self.record_key(key, position, 0);
+        self.record_key(key, position, 0).await?;
         let skim = &scanned.skim;
         let s = &mut self.stats;
         s.partition_count += 1;
@@ -327,31 +362,37 @@ impl SstableWriter {
         Ok(())
     }
 
-    fn record_key(&mut self, key: &DecoratedKey, position: u64, clustering_index: u64) {
-        self.hashes.push(key_hash(&key.key));
+    async fn record_key(
+        &mut self,
+        key: &DecoratedKey,
+        position: u64,
+        clustering_index: u64,
+    ) -> Result<(), SstableError> {
+        self.filter.insert(key_hash(&key.key));
         self.block.push(IndexEntry {
             key: key.clone(),
             position,
             clustering_index,
         });
         if self.block.len() >= self.options.index_block_entries {
-            self.flush_index_block();
+            self.flush_index_block().await?;
         }
         self.last_key = Some(key.clone());
+        Ok(())
     }
 
-    fn flush_index_block(&mut self) {
+    async fn flush_index_block(&mut self) -> Result<(), SstableError> {
         let Some(first) = self.block.first() else {
-            return;
+            return Ok(());
         };
         let bytes = encode_index_block(&self.block);
         self.summary.push(SummaryEntry {
             first_key: first.key.clone(),
-            offset: self.index.len() as u64,
+            offset: self.index.len(),
             len: bytes.len() as u32,
         });
-        self.index.extend_from_slice(&bytes);
         self.block.clear();
+        self.index.append(&bytes).await
     }
 
     fn record_stats(&mut self, key: &DecoratedKey, partition: &Partition) {
@@ -395,11 +436,24 @@ impl SstableWriter {
         if !self.chunk.is_empty() {
             self.flush_chunk().await?;
         }
-        self.flush_index_block();
+        self.flush_index_block().await?;
         let data_len = self.data.len();
         self.chunk_offsets.push(data_len);
         let (dir, generation) = (self.dir.clone(), self.generation);
         self.data.finish().await?;
+        let index_path = self.index.path.clone();
+        self.index.finish().await?;
+        let partitions = self.stats.partition_count;
+        if !fit_filter(&mut self.filter, partitions, &self.options) {
+            tracing::debug!(
+                generation,
+                expected = self.expected_partitions,
+                partitions,
+                "more partitions than expected: building the bloom filter again"
+            );
+            self.filter =
+                filter_from_index(&index_path, &self.summary, partitions, &self.options).await?;
+        }
         self.stats.uncompressed_bytes = self.uncompressed_len;
         self.stats.data_bytes = data_len;
         self.stats.created_at_secs = i64::from(scheduler::clock::now_secs());
@@ -408,31 +462,68 @@ impl SstableWriter {
             uncompressed_len: self.uncompressed_len,
             offsets: self.chunk_offsets,
         };
-        let mut bloom = Bloom::with_capacity(self.hashes.len(), self.options.bloom_fp_chance);
-        // Millions of scattered inserts for a large SSTable: in quota-sized
-        // slices, so reads on this shard are not held up behind them.
-        let mut quota = scheduler::TaskQuota::new();
-        for &h in &self.hashes {
-            bloom.insert(h);
-            quota.tick().await;
-        }
         let path = |c: Component| c.path(&dir, generation);
-        write_file(&path(Component::CompressionInfo), &compression.encode()).await?;
-        write_file(&path(Component::Index), &self.index).await?;
+        let chunk_table = compression.encode().await;
+        write_file(&path(Component::CompressionInfo), &chunk_table).await?;
         write_file(&path(Component::Summary), &encode_summary(&self.summary)).await?;
-        write_file(&path(Component::Filter), &bloom.encode()).await?;
+        let filter = self.filter.encode().await;
+        write_file(&path(Component::Filter), &filter).await?;
         write_file(
             &path(Component::Statistics),
             &encode_stats(&self.stats, &self.clustering),
         )
         .await?;
         write_toc(&dir, generation).await?;
+        let buffers = (self.summary, self.filter, compression, chunk_table, filter);
+        scheduler::spawn_blocking(move || drop(buffers)).await;
         Ok(SstableMeta {
             dir,
             generation,
             stats: self.stats,
         })
     }
+}
+
+/// Folds `filter` down to what `partitions` keys need (`true`), or returns `false`
+/// when it holds too many keys to meet the chance [`FILTER_REBUILD_FP_RATIO`] allows.
+fn fit_filter(filter: &mut Bloom, partitions: u64, options: &SstableOptions) -> bool {
+    let fp_chance = options.bloom_fp_chance;
+    if filter.fp_chance_at(partitions) > fp_chance * FILTER_REBUILD_FP_RATIO {
+        return false;
+    }
+    filter.fold_to(partitions, fp_chance);
+    true
+}
+
+/// A filter built from the keys of the finished `Index.db` at `index_path`, in quota
+/// slices (the writer's filter was sized for far fewer keys).
+async fn filter_from_index(
+    index_path: &Path,
+    summary: &[SummaryEntry],
+    partitions: u64,
+    options: &SstableOptions,
+) -> Result<Bloom, SstableError> {
+    let index = read_file(index_path, Component::Index).await?;
+    let mut filter = Bloom::foldable(partitions, options.bloom_fp_chance);
+    let mut quota = scheduler::TaskQuota::new();
+    for entry in summary {
+        let start = entry.offset as usize;
+        let block = index
+            .get(start..start + entry.len as usize)
+            .ok_or_else(|| {
+                SstableError::malformed(
+                    Component::Index,
+                    entry.offset,
+                    "index shorter than its summary",
+                )
+            })?;
+        for e in decode_index_block(entry.offset, block)? {
+            filter.insert(key_hash(&e.key.key));
+            quota.tick().await;
+        }
+    }
+    scheduler::spawn_blocking(move || drop(index)).await;
+    Ok(filter)
 }
 
 /// The row block being filled: its encoded rows and first and last clustering keys.
