@@ -94,11 +94,7 @@ pub(super) async fn run(inner: Rc<Inner>, channels: Channels) {
     writer.finish().await;
     inner.ring_preparer();
     preparer.await;
-    let mut state = inner.state.borrow_mut();
-    state.answer_waiters();
-    // Whoever still waits will not be answered: the commitlog is closed.
-    state.waiters.clear();
-    drop(state);
+    inner.state.borrow_mut().close_waiters();
     drop(channels.done);
 }
 
@@ -384,10 +380,6 @@ pub(super) fn poison(inner: &Inner, error: &CommitlogError) {
     let mut state = inner.state.borrow_mut();
     if state.poison.is_none() {
         tracing::error!(shard = inner.shard, %error, "commitlog write failed; refusing writes until restart");
-        state.poison = Some(error.to_string());
     }
-    state.sealed.clear();
-    state.pending_bytes = 0;
-    state.pending_since = None;
-    state.answer_waiters();
+    state.poison(error.to_string());
 }
