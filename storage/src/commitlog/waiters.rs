@@ -115,6 +115,7 @@ impl WaiterQueue {
         self.wake_reached(true, u64::MAX);
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.written.is_empty() && self.durable.is_empty()
     }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use scheduler::channels::{LocalReceiver, LocalSender};
 use scheduler::clock::{monotonic_now, Instant};
-use scheduler::io::{DmaFile, MAX_IO_BYTES};
+use scheduler::io::{DmaFile, MAX_WRITE_BYTES};
 
 use super::{preparer, segment, CommitlogError, Inner, Sealed, SyncMode};
 
@@ -230,10 +230,10 @@ impl Writer {
         let durable_blocks = inner.state.borrow().durable_blocks_of(open.id);
         let block_bytes = inner.block_bytes;
         let blocks = batch.layout.blocks() as usize;
-        let blocks_per_write = MAX_IO_BYTES / block_bytes;
+        let blocks_per_write = MAX_WRITE_BYTES / block_bytes;
         let writes = (0..blocks).step_by(blocks_per_write).map(|first| {
             let count = blocks_per_write.min(blocks - first);
-            let mut buffer = open.file.alloc_buffer(count * block_bytes);
+            let mut buffer = open.file.alloc_buffer_for_overwrite(count * block_bytes);
             batch
                 .layout
                 .encode_blocks_into(durable_blocks, first, buffer.as_bytes_mut());
