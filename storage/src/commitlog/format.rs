@@ -181,18 +181,59 @@ pub struct BatchLayout {
     capacity: usize,
 }
 
+/// The vectors of a written batch, kept so that a later batch is laid out
+/// without growing new ones (a 160 KiB batch grows its stream through a
+/// dozen reallocations, each a copy, on the appenders' path).
+#[derive(Debug, Default)]
+pub struct LayoutBuffers {
+    stream: Vec<u8>,
+    entry_starts: Vec<u32>,
+}
+
 impl BatchLayout {
     /// An empty batch at `start_block` of a segment of `segment_blocks` blocks.
     pub fn new(segment_id: u64, start_block: u32, segment_blocks: u32, block_bytes: usize) -> Self {
+        let buffers = LayoutBuffers::default();
+        Self::reusing(
+            buffers,
+            segment_id,
+            start_block,
+            segment_blocks,
+            block_bytes,
+        )
+    }
+
+    /// Like [`BatchLayout::new`], in the vectors of an earlier batch.
+    pub fn reusing(
+        buffers: LayoutBuffers,
+        segment_id: u64,
+        start_block: u32,
+        segment_blocks: u32,
+        block_bytes: usize,
+    ) -> Self {
         assert!(start_block >= 1 && start_block <= segment_blocks);
         let blocks = (segment_blocks - start_block) as usize;
+        let LayoutBuffers {
+            mut stream,
+            mut entry_starts,
+        } = buffers;
+        stream.clear();
+        entry_starts.clear();
         BatchLayout {
             segment_id,
             start_block,
             block_bytes,
-            stream: Vec::new(),
-            entry_starts: Vec::new(),
+            stream,
+            entry_starts,
             capacity: blocks * block_capacity(block_bytes),
+        }
+    }
+
+    /// The batch's vectors, for a later batch.
+    pub fn into_buffers(self) -> LayoutBuffers {
+        LayoutBuffers {
+            stream: self.stream,
+            entry_starts: self.entry_starts,
         }
     }
 

@@ -32,7 +32,7 @@ use scheduler::io as fileio;
 use waiters::{WaitFor, WaiterQueue};
 
 pub use error::CommitlogError;
-use format::{BatchLayout, SegmentHeader, FRAME_HEADER_BYTES, MAX_BLOCK_BYTES};
+use format::{BatchLayout, LayoutBuffers, SegmentHeader, FRAME_HEADER_BYTES, MAX_BLOCK_BYTES};
 
 /// Default segment size.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
@@ -201,6 +201,8 @@ struct State {
     last_seq: u64,
     open: BatchLayout,
     open_last_seq: u64,
+    /// The vectors of the last batch written, for the next one laid out.
+    spare_buffers: LayoutBuffers,
     sealed: VecDeque<Sealed>,
     /// Bytes appended and not yet taken by the writer.
     pending_bytes: usize,
@@ -532,6 +534,7 @@ impl State {
             last_seq: 0,
             open: BatchLayout::new(first_segment_id, 1, segment_blocks, block_bytes),
             open_last_seq: 0,
+            spare_buffers: LayoutBuffers::default(),
             sealed: VecDeque::new(),
             pending_bytes: 0,
             pending_since: None,
@@ -625,7 +628,8 @@ impl State {
             return;
         }
         let next_block = self.open.start_block + self.open.blocks();
-        let next = BatchLayout::new(
+        let next = BatchLayout::reusing(
+            std::mem::take(&mut self.spare_buffers),
             self.open.segment_id,
             next_block.min(inner.segment_blocks),
             inner.segment_blocks,
@@ -642,7 +646,12 @@ impl State {
     fn switch_segment(&mut self, inner: &Inner) -> Option<(SpacePressureCallback, ReplayPosition)> {
         self.seal(inner);
         let next_id = self.open.segment_id + 1;
-        self.open = BatchLayout::new(next_id, 1, inner.segment_blocks, inner.block_bytes);
+        let (blocks, block_bytes) = (inner.segment_blocks, inner.block_bytes);
+        let empty = std::mem::replace(
+            &mut self.open,
+            BatchLayout::new(next_id, 1, blocks, block_bytes),
+        );
+        self.open = BatchLayout::reusing(empty.into_buffers(), next_id, 1, blocks, block_bytes);
         assert!(self.live.insert(next_id), "segment ids are used once");
         let before = self.space_pressure(inner)?;
         self.stats.space_pressure_signals += 1;

@@ -246,6 +246,7 @@ impl Writer {
         state.stats.batches_written += 1;
         state.stats.blocks_written += u64::from(batch.layout.blocks());
         state.write_completed(batch.last_seq);
+        state.spare_buffers = batch.layout.into_buffers();
         Ok(())
     }
 
