@@ -9,7 +9,8 @@
 //!   or glommio may decide a virtio disk supports polled IO and fail every
 //!   later read: [`prepare_device`] does that with a small probe file;
 //! - single reads are capped at [`MAX_IO_BYTES`] (a read larger than the
-//!   device's `max_sectors_kb` can hang the process);
+//!   device's `max_sectors_kb` can hang the process), writes at
+//!   [`MAX_WRITE_BYTES`];
 //! - buffers come from [`DmaFile::alloc_buffer`], offsets and lengths are
 //!   multiples of [`DmaFile::alignment`]; a file must be `close()`d.
 //!
@@ -27,8 +28,15 @@ pub use glommio::io::DmaBuffer;
 
 use crate::ioqueue::{self, IoClass, IoKind};
 
-/// The largest single read or write this module issues.
+/// The largest single read this module issues, and the size writers cut
+/// their streams into.
 pub const MAX_IO_BYTES: usize = 128 * 1024;
+/// The largest single write this module issues. Above [`MAX_IO_BYTES`] so
+/// that a writer that must wait for its write (the commitlog's group commit
+/// of ~160 KiB) issues one IO instead of two: the hang of oversized IOs was
+/// seen with reads, and this stays below the kernel's default
+/// `max_sectors_kb` (1280 KiB) and the smallest we met on a device.
+pub const MAX_WRITE_BYTES: usize = 256 * 1024;
 
 /// Name of the probe file [`prepare_device`] keeps in a directory.
 pub const PROBE_FILE_NAME: &str = ".tessera-dma-probe";
@@ -90,9 +98,17 @@ impl DmaFile {
 
     /// A zeroed buffer of `size` bytes suitable for direct IO on this file.
     pub fn alloc_buffer(&self, size: usize) -> DmaBuffer {
-        let mut buffer = self.file.alloc_dma_buffer(size);
+        let mut buffer = self.alloc_buffer_for_overwrite(size);
         buffer.as_bytes_mut().fill(0);
         buffer
+    }
+
+    /// A buffer like [`DmaFile::alloc_buffer`] but holding whatever bytes
+    /// its memory last held: for a caller that writes every byte itself
+    /// (the commitlog's group commit, where zeroing first would cost a pass
+    /// over every written byte on the appenders' critical path).
+    pub fn alloc_buffer_for_overwrite(&self, size: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(size)
     }
 
     /// Writes all of `buffer` at `pos` (both aligned). Fails on a short
@@ -101,7 +117,7 @@ impl DmaFile {
     pub async fn write_at(&self, buffer: DmaBuffer, pos: u64) -> io::Result<()> {
         let len = buffer.len();
         assert!(
-            len <= MAX_IO_BYTES,
+            len <= MAX_WRITE_BYTES,
             "write of {len} bytes exceeds the per-IO cap"
         );
         let class = self.class_for(IoKind::Write);

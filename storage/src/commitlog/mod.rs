@@ -14,6 +14,7 @@ mod format;
 mod preparer;
 mod replay;
 mod segment;
+mod waiters;
 mod writer;
 
 #[cfg(test)]
@@ -28,9 +29,10 @@ use std::time::Duration;
 use scheduler::channels::{new_bounded, LocalSender};
 use scheduler::clock::{monotonic_now, Instant};
 use scheduler::io as fileio;
+use waiters::{WaitFor, WaiterQueue};
 
 pub use error::CommitlogError;
-use format::{BatchLayout, SegmentHeader, FRAME_HEADER_BYTES, MAX_BLOCK_BYTES};
+use format::{BatchLayout, LayoutBuffers, SegmentHeader, FRAME_HEADER_BYTES, MAX_BLOCK_BYTES};
 
 /// Default segment size.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
@@ -189,19 +191,18 @@ struct Sealed {
     last_seq: u64,
 }
 
-struct Waiter {
-    seq: u64,
-    durable: bool,
-    reply: LocalSender<Result<(), CommitlogError>>,
-}
-
 struct State {
     poison: Option<String>,
+    /// `(written_seq, synced_seq)` when the log was poisoned: a parked
+    /// waiter of an entry reached by then was answered `Ok` before.
+    reached_at_poison: (u64, u64),
     closing: bool,
     /// Sequence number of the last append (0: none yet).
     last_seq: u64,
     open: BatchLayout,
     open_last_seq: u64,
+    /// The vectors of the last batch written, for the next one laid out.
+    spare_buffers: LayoutBuffers,
     sealed: VecDeque<Sealed>,
     /// Bytes appended and not yet taken by the writer.
     pending_bytes: usize,
@@ -216,7 +217,9 @@ struct State {
     synced_seq: u64,
     /// Blocks of a segment known durable: `(segment id, blocks)`.
     durable_blocks: (u64, u32),
-    waiters: Vec<Waiter>,
+    waiters: WaiterQueue,
+    /// The writer stopped: parked waiters not answered are closed.
+    waiters_closed: bool,
     sync_requested: bool,
     /// Segments holding data not yet discarded (replayed ones included).
     live: BTreeSet<u64>,
@@ -512,33 +515,8 @@ impl Inner {
     }
 
     /// Waits until entry `seq` is durable (or only written).
-    async fn wait(&self, seq: u64, durable: bool) -> Result<(), CommitlogError> {
-        let (reply, answer) = new_bounded(1);
-        {
-            let mut state = self.state.borrow_mut();
-            if let Some(reason) = &state.poison {
-                return Err(CommitlogError::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
-            let reached = if durable {
-                state.synced_seq
-            } else {
-                state.written_seq
-            };
-            if reached >= seq {
-                return Ok(());
-            }
-            if state.closing && state.writing_done() {
-                return Err(CommitlogError::Closed);
-            }
-            state.waiters.push(Waiter {
-                seq,
-                durable,
-                reply,
-            });
-        }
-        answer.recv().await.unwrap_or(Err(CommitlogError::Closed))
+    fn wait(&self, seq: u64, durable: bool) -> WaitFor<'_> {
+        WaitFor::new(self, seq, durable)
     }
 }
 
@@ -551,10 +529,12 @@ impl State {
     ) -> State {
         State {
             poison: None,
+            reached_at_poison: (0, 0),
             closing: false,
             last_seq: 0,
             open: BatchLayout::new(first_segment_id, 1, segment_blocks, block_bytes),
             open_last_seq: 0,
+            spare_buffers: LayoutBuffers::default(),
             sealed: VecDeque::new(),
             pending_bytes: 0,
             pending_since: None,
@@ -562,7 +542,8 @@ impl State {
             syncing_seq: None,
             synced_seq: 0,
             durable_blocks: (first_segment_id, 1),
-            waiters: Vec::new(),
+            waiters: WaiterQueue::default(),
+            waiters_closed: false,
             sync_requested: false,
             live,
             spares: VecDeque::from([first_segment_id]),
@@ -594,6 +575,48 @@ impl State {
         Ok(())
     }
 
+    /// The last entry written, or durable.
+    fn reached(&self, durable: bool) -> u64 {
+        if durable {
+            self.synced_seq
+        } else {
+            self.written_seq
+        }
+    }
+
+    /// The answer of a wait for entry `seq` about to park, if it needs no
+    /// waiting.
+    fn answer_now(&self, seq: u64, durable: bool) -> Option<Result<(), CommitlogError>> {
+        if let Err(error) = self.check_not_poisoned() {
+            return Some(Err(error));
+        }
+        if self.reached(durable) >= seq {
+            return Some(Ok(()));
+        }
+        if self.waiters_closed || (self.closing && self.writing_done()) {
+            return Some(Err(CommitlogError::Closed));
+        }
+        None
+    }
+
+    /// The answer of a parked wait for entry `seq`, once decided: by the
+    /// first of its entry reached, the poison, the writer's end.
+    fn answer_parked(&self, seq: u64, durable: bool) -> Option<Result<(), CommitlogError>> {
+        if self.poison.is_some() {
+            let (written, synced) = self.reached_at_poison;
+            let reached = if durable { synced } else { written };
+            return Some(if reached >= seq {
+                Ok(())
+            } else {
+                self.check_not_poisoned()
+            });
+        }
+        if self.reached(durable) >= seq {
+            return Some(Ok(()));
+        }
+        self.waiters_closed.then_some(Err(CommitlogError::Closed))
+    }
+
     /// Whether the writer has nothing queued.
     fn writing_done(&self) -> bool {
         self.sealed.is_empty() && self.open.is_empty()
@@ -605,7 +628,8 @@ impl State {
             return;
         }
         let next_block = self.open.start_block + self.open.blocks();
-        let next = BatchLayout::new(
+        let next = BatchLayout::reusing(
+            std::mem::take(&mut self.spare_buffers),
             self.open.segment_id,
             next_block.min(inner.segment_blocks),
             inner.segment_blocks,
@@ -622,7 +646,12 @@ impl State {
     fn switch_segment(&mut self, inner: &Inner) -> Option<(SpacePressureCallback, ReplayPosition)> {
         self.seal(inner);
         let next_id = self.open.segment_id + 1;
-        self.open = BatchLayout::new(next_id, 1, inner.segment_blocks, inner.block_bytes);
+        let (blocks, block_bytes) = (inner.segment_blocks, inner.block_bytes);
+        let empty = std::mem::replace(
+            &mut self.open,
+            BatchLayout::new(next_id, 1, blocks, block_bytes),
+        );
+        self.open = BatchLayout::reusing(empty.into_buffers(), next_id, 1, blocks, block_bytes);
         assert!(self.live.insert(next_id), "segment ids are used once");
         let before = self.space_pressure(inner)?;
         self.stats.space_pressure_signals += 1;
@@ -704,22 +733,33 @@ impl State {
         }
     }
 
-    /// Answers the waiters whose entries reached the disk (or failed).
+    /// Wakes the waiters whose entries reached the disk (all if failed).
     fn answer_waiters(&mut self) {
-        let poison = self.poison.clone();
-        let (written, synced) = (self.written_seq, self.synced_seq);
-        self.waiters.retain(|waiter| {
-            let reached = if waiter.durable { synced } else { written };
-            let answer = match &poison {
-                Some(reason) => Err(CommitlogError::Poisoned {
-                    reason: reason.clone(),
-                }),
-                None if reached >= waiter.seq => Ok(()),
-                None => return true,
-            };
-            let _ = waiter.reply.try_send(answer);
-            false
-        });
+        if self.poison.is_some() {
+            self.waiters.wake_all();
+            return;
+        }
+        self.waiters.wake_reached(false, self.written_seq);
+        self.waiters.wake_reached(true, self.synced_seq);
+    }
+
+    /// The writer stopped: whoever still waits is answered `Closed`.
+    fn close_waiters(&mut self) {
+        self.answer_waiters();
+        self.waiters_closed = true;
+        self.waiters.wake_all();
+    }
+
+    /// Refuses every later write (`reason`); wakes every waiter.
+    fn poison(&mut self, reason: String) {
+        if self.poison.is_none() {
+            self.reached_at_poison = (self.written_seq, self.synced_seq);
+            self.poison = Some(reason);
+        }
+        self.sealed.clear();
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        self.answer_waiters();
     }
 }
 

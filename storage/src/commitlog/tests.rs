@@ -391,22 +391,16 @@ fn bare_state() -> State {
     State::new(1, 16, BLOCK as usize, BTreeSet::from([1]))
 }
 
-/// Queues a durable waiter for `seq`; its answer arrives on the receiver.
-fn durable_waiter(
-    state: &mut State,
-    seq: u64,
-) -> scheduler::channels::LocalReceiver<Result<(), CommitlogError>> {
-    let (reply, answer) = new_bounded(1);
-    state.waiters.push(Waiter {
-        seq,
-        durable: true,
-        reply,
-    });
-    answer
+/// Parks a durable waiter for `seq` (with a waker that does nothing).
+fn durable_waiter(state: &mut State, seq: u64) -> u64 {
+    state
+        .waiters
+        .park(true, seq, std::task::Waker::noop().clone());
+    seq
 }
 
 fn waiting_seqs(state: &State) -> Vec<u64> {
-    state.waiters.iter().map(|waiter| waiter.seq).collect()
+    state.waiters.seqs()
 }
 
 #[test]
@@ -433,8 +427,8 @@ fn a_waiter_is_answered_only_by_a_sync_started_after_its_write_completed() {
         state.sync_completed(covered, 1, 5);
         assert!(state.waiters.is_empty());
         assert_eq!(state.synced_seq, 4);
-        for answer in answers {
-            assert!(matches!(answer.recv().await, Some(Ok(()))));
+        for seq in answers {
+            assert!(matches!(state.answer_parked(seq, true), Some(Ok(()))));
         }
     });
 }
@@ -547,4 +541,58 @@ fn batch_appends_return_only_once_durable_across_segment_switches() {
     assert_eq!(count, 16 * 12);
     assert!(stats.syncs >= 2, "{stats:?}");
     assert_eq!(stats.appends, 16 * 12);
+}
+
+#[test]
+fn batch_appenders_are_answered_in_log_order() {
+    let dir = test_dir("answer_order");
+    let answered = on_shard(move || async move {
+        let (log, _) = open(&dir, SyncMode::Batch).await;
+        let log = Rc::new(log);
+        let answered = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let tasks: Vec<_> = (0..32)
+            .map(|task| {
+                let (log, answered) = (log.clone(), answered.clone());
+                scheduler::spawn_local_task(async move {
+                    let seq = log.inner.state.borrow().last_seq + 1;
+                    log.append(&payload(task)).await.expect("append");
+                    answered.borrow_mut().push(seq);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await;
+        }
+        assert!(log.inner.state.borrow().waiters.is_empty());
+        Rc::into_inner(log)
+            .expect("tasks done")
+            .close()
+            .await
+            .expect("close");
+        Rc::into_inner(answered).expect("tasks done").into_inner()
+    });
+    assert_eq!(answered, (1..=32).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_cancelled_batch_append_leaves_no_waiter_behind() {
+    let dir = test_dir("cancelled_waiter");
+    let dir_for_shard = dir.clone();
+    let replayed = on_shard(move || async move {
+        let (log, _) = open(&dir_for_shard, SyncMode::Batch).await;
+        let mut append = Box::pin(log.append(b"cancelled"));
+        let first = futures_lite::future::poll_once(&mut append).await;
+        assert!(first.is_none(), "parked until durable");
+        assert_eq!(waiting_seqs(&log.inner.state.borrow()), [1]);
+        drop(append);
+        assert!(log.inner.state.borrow().waiters.is_empty());
+        log.append(b"next").await.expect("append");
+        log.sync().await.expect("sync");
+        log.close().await.expect("close");
+        let (log, replay) = open(&dir_for_shard, SyncMode::Batch).await;
+        log.close().await.expect("close");
+        payloads(&replay)
+    });
+    // The entry was laid out before its wait was cancelled: it is logged.
+    assert_eq!(replayed, [b"cancelled".to_vec(), b"next".to_vec()]);
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use scheduler::channels::{LocalReceiver, LocalSender};
 use scheduler::clock::{monotonic_now, Instant};
-use scheduler::io::{DmaFile, MAX_IO_BYTES};
+use scheduler::io::{DmaFile, MAX_WRITE_BYTES};
 
 use super::{preparer, segment, CommitlogError, Inner, Sealed, SyncMode};
 
@@ -94,11 +94,7 @@ pub(super) async fn run(inner: Rc<Inner>, channels: Channels) {
     writer.finish().await;
     inner.ring_preparer();
     preparer.await;
-    let mut state = inner.state.borrow_mut();
-    state.answer_waiters();
-    // Whoever still waits will not be answered: the commitlog is closed.
-    state.waiters.clear();
-    drop(state);
+    inner.state.borrow_mut().close_waiters();
     drop(channels.done);
 }
 
@@ -234,10 +230,10 @@ impl Writer {
         let durable_blocks = inner.state.borrow().durable_blocks_of(open.id);
         let block_bytes = inner.block_bytes;
         let blocks = batch.layout.blocks() as usize;
-        let blocks_per_write = MAX_IO_BYTES / block_bytes;
+        let blocks_per_write = MAX_WRITE_BYTES / block_bytes;
         let writes = (0..blocks).step_by(blocks_per_write).map(|first| {
             let count = blocks_per_write.min(blocks - first);
-            let mut buffer = open.file.alloc_buffer(count * block_bytes);
+            let mut buffer = open.file.alloc_buffer_for_overwrite(count * block_bytes);
             batch
                 .layout
                 .encode_blocks_into(durable_blocks, first, buffer.as_bytes_mut());
@@ -250,6 +246,7 @@ impl Writer {
         state.stats.batches_written += 1;
         state.stats.blocks_written += u64::from(batch.layout.blocks());
         state.write_completed(batch.last_seq);
+        state.spare_buffers = batch.layout.into_buffers();
         Ok(())
     }
 
@@ -384,10 +381,6 @@ pub(super) fn poison(inner: &Inner, error: &CommitlogError) {
     let mut state = inner.state.borrow_mut();
     if state.poison.is_none() {
         tracing::error!(shard = inner.shard, %error, "commitlog write failed; refusing writes until restart");
-        state.poison = Some(error.to_string());
     }
-    state.sealed.clear();
-    state.pending_bytes = 0;
-    state.pending_since = None;
-    state.answer_waiters();
+    state.poison(error.to_string());
 }
