@@ -218,6 +218,9 @@ pub struct DirEntry {
     pub len_bytes: u64,
     /// Whether it is a regular file.
     pub is_file: bool,
+    /// Its hard links: above 1 when a snapshot or backup links the file
+    /// too (so cutting it short would damage that copy as well).
+    pub links: u64,
 }
 
 /// Lists `dir`'s entries, sorted by name.
@@ -233,6 +236,7 @@ pub async fn list_directory(dir: &Path) -> io::Result<Vec<DirEntry>> {
                 path: entry.path(),
                 len_bytes: metadata.len(),
                 is_file: metadata.is_file(),
+                links: std::os::unix::fs::MetadataExt::nlink(&metadata),
             });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -375,7 +375,7 @@ impl CommittedCompaction {
     }
 
     /// [`Self::finish`], shrinking each large file in steps before it is unlinked (see
-    /// [`SHRINK_STEP_BYTES`]). Call only once nothing holds the inputs open: a read
+    /// [`SHRINK_STEP_BYTES`]; a file with other hard links is unlinked as it is). Call only once nothing holds the inputs open: a read
     /// still holding one would find its files cut short.
     pub async fn finish_gradually(self) -> Result<(), CompactionError> {
         delete_files(&self.dir, &self.inputs, true).await?;
@@ -459,7 +459,13 @@ async fn delete_files(
     for batch in [tocs, rest] {
         for entry in batch {
             // TOCs are gone and durably so: the SSTable is incomplete already.
-            if gradually && entry.len_bytes > SHRINK_STEP_BYTES && !entry.name.ends_with("-TOC.txt")
+            // A file with other hard links (a snapshot, a backup) is not
+            // shrunk: that would cut the other copy short too, and its
+            // unlink frees nothing anyway.
+            if gradually
+                && entry.len_bytes > SHRINK_STEP_BYTES
+                && entry.links == 1
+                && !entry.name.ends_with("-TOC.txt")
             {
                 shrink_file(&entry.path, entry.len_bytes).await?;
             }

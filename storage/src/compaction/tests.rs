@@ -184,15 +184,24 @@ fn compacted_outputs_read_like_the_merged_inputs() {
             if max_output_bytes == u64::MAX {
                 committed.finish().await.expect("finish");
             } else {
-                // A large input file (sparse) is shrunk in steps, then unlinked.
-                let data = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(Component::Data.path(&dir, 1))
-                    .expect("open input");
-                data.set_len(3 * log::SHRINK_STEP_BYTES + 5)
-                    .expect("grow input");
-                drop(data);
+                // Large input files (sparse): one is shrunk in steps, then
+                // unlinked; the other is also linked from a snapshot, which
+                // must keep every byte.
+                let large = 3 * log::SHRINK_STEP_BYTES + 5;
+                for generation in [1, 2] {
+                    let data = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(Component::Data.path(&dir, generation))
+                        .expect("open input");
+                    data.set_len(large).expect("grow input");
+                }
+                let snapshot = dir.join("snapshot");
+                std::fs::create_dir_all(&snapshot).expect("snapshot dir");
+                let linked = snapshot.join("Data.db");
+                std::fs::hard_link(Component::Data.path(&dir, 2), &linked).expect("link");
                 committed.finish_gradually().await.expect("finish");
+                let kept = std::fs::metadata(&linked).expect("snapshot file");
+                assert_eq!(kept.len(), large, "the snapshot's copy was cut short");
             }
             for g in 1..=4 {
                 assert!(files_of(&dir, g).is_empty(), "input {g} left");
