@@ -55,7 +55,7 @@ pub async fn yield_task_queue() {
 
 /// How long a long CPU loop on a shard (a merge, building a filter) runs
 /// before it lets the other task queues (client requests) run.
-pub const TASK_QUOTA: std::time::Duration = std::time::Duration::from_micros(500);
+pub const TASK_QUOTA: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// Keeps a long CPU loop within [`TASK_QUOTA`]: call [`TaskQuota::tick`] on
 /// every iteration; about once a quota it yields the task queue, so a
