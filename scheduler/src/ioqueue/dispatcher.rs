@@ -313,19 +313,27 @@ mod tests {
         assert!(charged >= 99_000_000, "{charged}");
     }
 
-    #[test]
-    fn background_work_leaves_room_for_the_foreground() {
+    /// A dispatcher with the foreground limits of a 1.5 ms goal and a full
+    /// bucket (only the in-flight caps decide), `count` compaction requests
+    /// of `cost` queued and stepped until it stops dispatching; returns how
+    /// many it started.
+    fn backlogged_compaction(count: u64, cost: u64) -> (Dispatcher<u64>, TokenBucket, u64) {
         let limits = Limits::for_latency_goal(1_500_000);
         let mut dispatcher = Dispatcher::new(&[1000, 200], &[true, false], limits);
-        // A full bucket: only the in-flight caps decide.
         let bucket = TokenBucket::new(100_000_000);
-        for id in 0..10 {
-            dispatcher.fair_mut().push(COMPACTION, 400_000, id);
+        for id in 0..count {
+            dispatcher.fair_mut().push(COMPACTION, cost, id);
         }
         let mut started = 0;
         while let Step::Dispatch(_) = dispatcher.step(&bucket, 0) {
             started += 1;
         }
+        (dispatcher, bucket, started)
+    }
+
+    #[test]
+    fn background_work_leaves_room_for_the_foreground() {
+        let (mut dispatcher, bucket, started) = backlogged_compaction(10, 400_000);
         // Two 0.4 ms writes would pass the background's 0.75 ms.
         assert_eq!(started, 1);
         assert_eq!(dispatcher.in_flight_cost(), 400_000);
@@ -344,17 +352,8 @@ mod tests {
 
     #[test]
     fn cheap_background_requests_are_capped_by_count() {
-        let limits = Limits::for_latency_goal(1_500_000);
-        let mut dispatcher = Dispatcher::new(&[1000, 200], &[true, false], limits);
-        let bucket = TokenBucket::new(100_000_000);
         // A model that thinks the disk takes these in 10 us each.
-        for id in 0..100 {
-            dispatcher.fair_mut().push(COMPACTION, 10_000, id);
-        }
-        let mut started = 0;
-        while let Step::Dispatch(_) = dispatcher.step(&bucket, 0) {
-            started += 1;
-        }
+        let (mut dispatcher, bucket, started) = backlogged_compaction(100, 10_000);
         assert_eq!(started, BACKGROUND_IN_FLIGHT_OPS);
         // A query still goes.
         dispatcher.fair_mut().push(QUERY, 10_000, 1000);
