@@ -114,6 +114,9 @@ pub struct Dispatcher<T> {
     foreground: Vec<bool>,
     in_flight_cost: u64,
     in_flight_ops: u64,
+    /// The background's part of the two above.
+    background_cost: u64,
+    background_ops: u64,
     reservation: Option<Reservation>,
 }
 
@@ -130,6 +133,8 @@ impl<T> Dispatcher<T> {
                 .collect(),
             in_flight_cost: 0,
             in_flight_ops: 0,
+            background_cost: 0,
+            background_ops: 0,
             reservation: None,
         }
     }
@@ -160,25 +165,23 @@ impl<T> Dispatcher<T> {
             return Step::Idle;
         };
         let foreground = self.foreground[head_class];
-        let (cap, cap_ops, debt) = if foreground {
-            (
-                self.limits.max_in_flight_cost,
-                u64::MAX,
-                self.limits.foreground_token_debt,
-            )
-        } else {
-            (
-                self.limits.background_in_flight_cost,
-                self.limits.background_in_flight_ops,
-                0,
-            )
-        };
-        if self.in_flight_ops > 0
-            && (self.in_flight_cost.saturating_add(head_cost) > cap
-                || self.in_flight_ops >= cap_ops)
-        {
+        let whole_full = self.in_flight_ops > 0
+            && self.in_flight_cost.saturating_add(head_cost) > self.limits.max_in_flight_cost;
+        // The background's own caps count only background requests, so a
+        // background head never waits for the foreground to drain below them.
+        let background_full = !foreground
+            && self.background_ops > 0
+            && (self.background_cost.saturating_add(head_cost)
+                > self.limits.background_in_flight_cost
+                || self.background_ops >= self.limits.background_in_flight_ops);
+        if whole_full || background_full {
             return Step::Full;
         }
+        let debt = if foreground {
+            self.limits.foreground_token_debt
+        } else {
+            0
+        };
         let reservation = self.reserve(bucket, head_cost);
         bucket.replenish(now_ns);
         let missing = bucket.deficiency(reservation.position);
@@ -191,26 +194,38 @@ impl<T> Dispatcher<T> {
             tokens: left,
             position: reservation.position,
         });
-        self.in_flight_cost += dispatched.cost;
-        self.in_flight_ops += 1;
+        self.start(dispatched.class, dispatched.cost);
         Step::Dispatch(dispatched)
     }
 
-    /// Records a request sent to the disk around the queue (scheduling
-    /// off), so its completion balances.
-    pub fn start_unscheduled(&mut self, cost: u64) {
+    fn start(&mut self, class: usize, cost: u64) {
         self.in_flight_cost += cost;
         self.in_flight_ops += 1;
+        if !self.foreground[class] {
+            self.background_cost += cost;
+            self.background_ops += 1;
+        }
     }
 
-    /// Records that a dispatched request of `cost` finished (or was dropped).
-    pub fn complete(&mut self, cost: u64) {
+    /// Records a request of `class` sent to the disk around the queue
+    /// (scheduling off), so its completion balances.
+    pub fn start_unscheduled(&mut self, class: usize, cost: u64) {
+        self.start(class, cost);
+    }
+
+    /// Records that a dispatched request of `class` and `cost` finished
+    /// (or was dropped).
+    pub fn complete(&mut self, class: usize, cost: u64) {
         assert!(
             self.in_flight_ops > 0,
             "completion without a request in flight"
         );
         self.in_flight_ops -= 1;
         self.in_flight_cost = self.in_flight_cost.saturating_sub(cost);
+        if !self.foreground[class] {
+            self.background_ops = self.background_ops.saturating_sub(1);
+            self.background_cost = self.background_cost.saturating_sub(cost);
+        }
     }
 
     /// Takes enough tokens for a head request of `cost`.
@@ -244,8 +259,8 @@ mod tests {
         dispatcher: Dispatcher<u64>,
         bucket: TokenBucket,
         now_ns: u64,
-        /// (completion time, cost)
-        in_flight: Vec<(u64, u64)>,
+        /// (completion time, class, cost)
+        in_flight: Vec<(u64, usize, u64)>,
         dispatched: Vec<(usize, u64, u64)>,
     }
 
@@ -271,7 +286,7 @@ mod tests {
                 loop {
                     match self.dispatcher.step(&self.bucket, self.now_ns) {
                         Step::Dispatch(d) => {
-                            self.in_flight.push((self.now_ns + d.cost, d.cost));
+                            self.in_flight.push((self.now_ns + d.cost, d.class, d.cost));
                             self.dispatched.push((d.class, d.item, self.now_ns));
                         }
                         Step::WaitTokens(ns) => {
@@ -281,20 +296,20 @@ mod tests {
                         Step::Full | Step::Idle => break,
                     }
                 }
-                if let Some(done) = self.in_flight.iter().map(|(at, _)| *at).min() {
+                if let Some(done) = self.in_flight.iter().map(|(at, _, _)| *at).min() {
                     wake_at = wake_at.min(done);
                 }
                 self.now_ns = wake_at.max(self.now_ns + 1);
                 let now = self.now_ns;
-                let finished: Vec<u64> = self
+                let finished: Vec<(usize, u64)> = self
                     .in_flight
                     .iter()
-                    .filter(|(at, _)| *at <= now)
-                    .map(|(_, cost)| *cost)
+                    .filter(|(at, _, _)| *at <= now)
+                    .map(|(_, class, cost)| (*class, *cost))
                     .collect();
-                self.in_flight.retain(|(at, _)| *at > now);
-                for cost in finished {
-                    self.dispatcher.complete(cost);
+                self.in_flight.retain(|(at, _, _)| *at > now);
+                for (class, cost) in finished {
+                    self.dispatcher.complete(class, cost);
                 }
             }
         }
@@ -355,13 +370,18 @@ mod tests {
         // A model that thinks the disk takes these in 10 us each.
         let (mut dispatcher, bucket, started) = backlogged_compaction(100, 10_000);
         assert_eq!(started, BACKGROUND_IN_FLIGHT_OPS);
-        // A query still goes.
+        // Queries still go, and do not count against the background's caps.
         dispatcher.fair_mut().push(QUERY, 10_000, 1000);
-        assert!(matches!(dispatcher.step(&bucket, 0), Step::Dispatch(d) if d.class == QUERY));
-        // A completion lets one more background request in.
-        dispatcher.complete(10_000);
-        dispatcher.complete(10_000);
+        dispatcher.fair_mut().push(QUERY, 10_000, 1001);
+        for _ in 0..2 {
+            assert!(matches!(dispatcher.step(&bucket, 0), Step::Dispatch(d) if d.class == QUERY));
+        }
+        assert_eq!(dispatcher.step(&bucket, 0), Step::Full);
+        // A background completion lets one more background request in,
+        // with the queries still in flight.
+        dispatcher.complete(COMPACTION, 10_000);
         assert!(matches!(dispatcher.step(&bucket, 0), Step::Dispatch(d) if d.class == COMPACTION));
+        assert_eq!(dispatcher.in_flight_ops(), 4);
     }
 
     proptest! {

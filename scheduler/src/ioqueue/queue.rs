@@ -114,7 +114,7 @@ impl ShardQueue {
     /// request is counted as in flight and in the stats, never waits.
     pub(crate) fn bypass(self: &Rc<Self>, class: IoClass, cost: u64) -> Permit {
         let mut state = self.state.borrow_mut();
-        state.dispatcher.start_unscheduled(cost);
+        state.dispatcher.start_unscheduled(class.index(), cost);
         state.stats[class.index()].in_flight += 1;
         state.stats[class.index()].queued_time.observe(0);
         drop(state);
@@ -186,7 +186,7 @@ impl ShardQueue {
 
     fn complete(self: &Rc<Self>, class: IoClass, cost: u64, bytes: u64, started: Option<Instant>) {
         let mut state = self.state.borrow_mut();
-        state.dispatcher.complete(cost);
+        state.dispatcher.complete(class.index(), cost);
         let stats = &mut state.stats[class.index()];
         stats.in_flight = stats.in_flight.saturating_sub(1);
         if let Some(started) = started {
