@@ -754,21 +754,18 @@ fn report(args: &Args, phase: &Phase, server_cpu_s: Option<f64>, client_cpu_s: f
         args.workload, args.host, args.port, phase.ops, phase.errors
     );
     println!("ops_per_s={:.0}", ops / seconds);
-    println!(
-        "latency_us p50={:.0} p99={:.0} p99.9={:.0} max={:.0}",
-        us(&phase.latency_ns, 0.5),
-        us(&phase.latency_ns, 0.99),
-        us(&phase.latency_ns, 0.999),
-        phase.latency_ns.max() as f64 / 1000.0
-    );
-    if args.rate.is_some() {
+    let quantiles = |label: &str, histogram: &Histogram<u64>| {
         println!(
-            "send_lag_us p50={:.0} p99={:.0} p99.9={:.0} max={:.0}",
-            us(&phase.send_lag_ns, 0.5),
-            us(&phase.send_lag_ns, 0.99),
-            us(&phase.send_lag_ns, 0.999),
-            phase.send_lag_ns.max() as f64 / 1000.0
+            "{label}_us p50={:.0} p99={:.0} p99.9={:.0} max={:.0}",
+            us(histogram, 0.5),
+            us(histogram, 0.99),
+            us(histogram, 0.999),
+            histogram.max() as f64 / 1000.0
         );
+    };
+    quantiles("latency", &phase.latency_ns);
+    if args.rate.is_some() {
+        quantiles("send_lag", &phase.send_lag_ns);
     }
     for (second, histogram) in phase.per_second_ns.iter().enumerate() {
         println!(

@@ -346,6 +346,31 @@ mod tests {
         (dispatcher, bucket, started)
     }
 
+    /// Keeps queries (10 us) and compaction (50 us) backlogged for 200 ms of
+    /// simulated time; returns the dispatched cost ratio query/compaction,
+    /// the ratio of their shares, and the total cost charged.
+    fn backlogged_share_ratio(
+        mut sim: Sim,
+        query_shares: u32,
+        compaction_shares: u32,
+    ) -> (f64, f64, f64) {
+        for id in 0..20_000 {
+            sim.dispatcher.fair_mut().push(QUERY, 10_000, id);
+            sim.dispatcher.fair_mut().push(COMPACTION, 50_000, id);
+        }
+        sim.run_until(200_000_000);
+        let cost_of = |class: usize, cost: u64| {
+            sim.dispatched
+                .iter()
+                .filter(|(c, _, _)| *c == class)
+                .count() as f64
+                * cost as f64
+        };
+        let (queries, compactions) = (cost_of(QUERY, 10_000), cost_of(COMPACTION, 50_000));
+        let expected = f64::from(query_shares) / f64::from(compaction_shares);
+        (queries / compactions, expected, queries + compactions)
+    }
+
     #[test]
     fn background_work_leaves_room_for_the_foreground() {
         let (mut dispatcher, bucket, started) = backlogged_compaction(10, 400_000);
@@ -458,21 +483,12 @@ mod tests {
         ) {
             let goal = 1_000_000;
             let limits = Limits::for_latency_goal(goal);
-            let mut sim = Sim::with_limits(
+            let sim = Sim::with_limits(
                 &[query_shares, compaction_shares], &[true, false], limits, 100_000,
             );
-            for id in 0..20_000 {
-                sim.dispatcher.fair_mut().push(QUERY, 10_000, id);
-                sim.dispatcher.fair_mut().push(COMPACTION, 50_000, id);
-            }
-            sim.run_until(200_000_000);
-            let cost_of = |class: usize, cost: u64| {
-                sim.dispatched.iter().filter(|(c, _, _)| *c == class).count() as f64 * cost as f64
-            };
-            let ratio = cost_of(QUERY, 10_000) / cost_of(COMPACTION, 50_000);
-            let expected = f64::from(query_shares) / f64::from(compaction_shares);
+            let (ratio, expected, charged) =
+                backlogged_share_ratio(sim, query_shares, compaction_shares);
             prop_assert!((ratio / expected - 1.0).abs() < 0.05, "ratio {} expected {}", ratio, expected);
-            let charged = cost_of(QUERY, 10_000) + cost_of(COMPACTION, 50_000);
             // 200 ms of disk time, plus the burst and the debt.
             prop_assert!(charged <= 200_000_000.0 + 100_000.0 + goal as f64 + 50_000.0, "{}", charged);
         }
@@ -483,17 +499,8 @@ mod tests {
             query_shares in 100u32..1000,
             compaction_shares in 100u32..1000,
         ) {
-            let mut sim = Sim::new(&[query_shares, compaction_shares], 1_000_000, 100_000);
-            for id in 0..20_000 {
-                sim.dispatcher.fair_mut().push(QUERY, 10_000, id);
-                sim.dispatcher.fair_mut().push(COMPACTION, 50_000, id);
-            }
-            sim.run_until(200_000_000);
-            let cost_of = |class: usize, cost: u64| {
-                sim.dispatched.iter().filter(|(c, _, _)| *c == class).count() as f64 * cost as f64
-            };
-            let ratio = cost_of(QUERY, 10_000) / cost_of(COMPACTION, 50_000);
-            let expected = f64::from(query_shares) / f64::from(compaction_shares);
+            let sim = Sim::new(&[query_shares, compaction_shares], 1_000_000, 100_000);
+            let (ratio, expected, _) = backlogged_share_ratio(sim, query_shares, compaction_shares);
             prop_assert!((ratio / expected - 1.0).abs() < 0.05, "ratio {} expected {}", ratio, expected);
         }
     }
