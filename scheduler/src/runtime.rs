@@ -120,3 +120,35 @@ where
     results.sort_by_key(|(shard, _)| *shard);
     Ok(results.into_iter().map(|(_, value)| value).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// glommio 0.9.0 parked an executor that was preempted before it ran
+    /// anything, though tasks were runnable; with no IO or timer pending
+    /// it never woke (scheduler/vendor/README.md). A preemption timer of a
+    /// few microseconds makes that race happen on almost every round.
+    #[test]
+    fn an_executor_preempted_before_running_anything_does_not_park() {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let executor = glommio::LocalExecutorBuilder::default()
+                .preempt_timer(Duration::from_micros(5))
+                .make()
+                .expect("executor");
+            executor.run(async {
+                for round in 0..20_000_u32 {
+                    let echoed = glommio::spawn_local(async move { round }).await;
+                    assert_eq!(echoed, round);
+                }
+            });
+            let _ = done.send(());
+        });
+        // A liveness bound, not a timing claim: the rounds take milliseconds.
+        finished
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the executor stopped with runnable tasks");
+    }
+}
