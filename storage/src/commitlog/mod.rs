@@ -138,7 +138,8 @@ pub struct CommitlogStats {
     pub bytes_appended: u64,
     pub batches_written: u64,
     pub blocks_written: u64,
-    /// fdatasync calls on segments (group commits, periodic syncs, rollovers).
+    /// Syncs of segments: fdatasync calls (periodic syncs, rollovers), and
+    /// in batch mode the write-through writes, each its own group commit.
     pub syncs: u64,
     pub segments_created: u64,
     pub segments_recycled: u64,
@@ -401,7 +402,8 @@ impl Commitlog {
         self.inner.state.borrow().poison.is_some()
     }
 
-    /// Test hook: the next `count` segment syncs fail as if the disk had.
+    /// Test hook: the next `count` segment syncs (in batch mode, its
+    /// write-through writes) fail as if the disk had.
     #[doc(hidden)]
     pub fn inject_sync_failures(&self, count: u32) {
         self.inner.failing_syncs.set(count);
@@ -447,6 +449,13 @@ impl Inner {
     fn ring(&self) {
         // A full doorbell already has a ring pending: the writer will look.
         let _ = self.doorbell.try_send(());
+    }
+
+    /// Whether segments are written through (`O_DSYNC`): in batch mode,
+    /// where every write must be durable before it is answered, each write
+    /// is its own sync and no `fdatasync` follows it.
+    fn write_through(&self) -> bool {
+        self.config.sync == SyncMode::Batch
     }
 
     fn ring_preparer(&self) {
@@ -688,6 +697,23 @@ impl State {
     fn write_completed(&mut self, last_seq: u64) {
         assert!(last_seq >= self.written_seq, "entries are written in order");
         self.written_seq = last_seq;
+        self.answer_waiters();
+    }
+
+    /// A write-through write of the entries up to `last_seq` completed:
+    /// they are written and durable, and so are `blocks` of `segment_id`.
+    fn write_made_durable(&mut self, last_seq: u64, segment_id: u64, blocks: u32) {
+        assert!(
+            self.syncing_seq.is_none(),
+            "no sync runs beside write-through writes"
+        );
+        assert!(last_seq >= self.written_seq, "entries are written in order");
+        self.written_seq = last_seq;
+        self.synced_seq = last_seq;
+        if self.durable_blocks.0 == segment_id {
+            self.durable_blocks.1 = self.durable_blocks.1.max(blocks);
+        }
+        self.stats.syncs += 1;
         self.answer_waiters();
     }
 

@@ -540,6 +540,8 @@ fn batch_appends_return_only_once_durable_across_segment_switches() {
     });
     assert_eq!(count, 16 * 12);
     assert!(stats.syncs >= 2, "{stats:?}");
+    // Write-through: each write is its own sync, and no fdatasync follows.
+    assert_eq!(stats.syncs, stats.batches_written, "{stats:?}");
     assert_eq!(stats.appends, 16 * 12);
 }
 

@@ -245,7 +245,11 @@ impl Writer {
         let mut state = inner.state.borrow_mut();
         state.stats.batches_written += 1;
         state.stats.blocks_written += u64::from(batch.layout.blocks());
-        state.write_completed(batch.last_seq);
+        if inner.write_through() {
+            state.write_made_durable(batch.last_seq, open.id, open.written_blocks);
+        } else {
+            state.write_completed(batch.last_seq);
+        }
         state.spare_buffers = batch.layout.into_buffers();
         Ok(())
     }
@@ -284,9 +288,12 @@ impl Writer {
             }
         }
         let path = segment::path(&self.inner.dir, self.inner.shard, id);
-        let file = DmaFile::open(&path)
-            .await
-            .map_err(|e| CommitlogError::io("open segment", &path, e))?;
+        let file = if self.inner.write_through() {
+            DmaFile::open_write_through(&path).await
+        } else {
+            DmaFile::open(&path).await
+        };
+        let file = file.map_err(|e| CommitlogError::io("open segment", &path, e))?;
         Ok(OpenSegment {
             id,
             file: Rc::new(file),
@@ -342,6 +349,12 @@ async fn write_all(
     for task in others {
         let written = task.await;
         result = result.and(written);
+    }
+    let failing = inner.failing_syncs.get();
+    if inner.write_through() && failing > 0 && result.is_ok() {
+        // A write-through write is the sync that fails (test hook).
+        inner.failing_syncs.set(failing - 1);
+        result = Err(std::io::Error::other("injected sync failure"));
     }
     let path = || segment::path(&inner.dir, inner.shard, id);
     result.map_err(|e| CommitlogError::io("write segment", &path(), e))
