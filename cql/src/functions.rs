@@ -130,6 +130,16 @@ fn unknown_or_arity(name: &str, got: usize) -> CqlError {
             "Invalid number of arguments in call to function system.{name}: 1 required but {got} provided"
         ));
     }
+    unknown_function(name)
+}
+
+/// The error for a call of `name` where a scalar function is expected.
+fn unknown_function(name: &str) -> CqlError {
+    if matches!(name, "count" | "sum" | "avg" | "min" | "max") {
+        return invalid(format!(
+            "Aggregation functions are only allowed in a SELECT's selection, not here: {name}"
+        ));
+    }
     invalid(format!("Unknown function '{name}'"))
 }
 
@@ -153,7 +163,7 @@ fn blob_function(name: &str, arg: &CqlType) -> Result<ScalarFn, CqlError> {
         }
         return Ok(ScalarFn::BlobAsType(target));
     }
-    Err(invalid(format!("Unknown function '{name}'")))
+    Err(unknown_function(name))
 }
 
 /// The type a term argument of function `name` takes when nothing else
@@ -713,6 +723,16 @@ mod tests {
         assert_eq!(f.apply(&[None], 0).expect("null in"), None);
         assert!(resolve("mintimeuuid", &[CqlType::Int]).is_err());
         assert!(resolve("nosuchfunction", &[CqlType::Int]).is_err());
+    }
+
+    #[test]
+    fn an_aggregate_where_a_scalar_is_expected_is_named_as_one() {
+        for name in ["sum", "count", "max"] {
+            let error = resolve(name, &[CqlType::Int]).expect_err("not a scalar");
+            assert!(error.to_string().contains("Aggregation"), "{error}");
+        }
+        let error = resolve("nosuchfunction", &[CqlType::Int]).expect_err("unknown");
+        assert!(error.to_string().contains("Unknown function"), "{error}");
     }
 
     #[test]
