@@ -338,6 +338,38 @@ mod tests {
     }
 
     #[test]
+    fn write_through_files_are_opened_o_dsync_and_plain_ones_not() {
+        use std::os::fd::AsRawFd;
+        let dir = test_dir("write_through");
+        let results = run_shards(ShardSetConfig::new(1), move |_| {
+            let dir = dir.clone();
+            async move {
+                create_dir_all(&dir).await.expect("create dir");
+                let path = dir.join("log");
+                let created = DmaFile::open_or_create(&path).await.expect("create");
+                created.close().await.expect("close");
+                let mut dsync = Vec::new();
+                for write_through in [false, true] {
+                    let file = if write_through {
+                        DmaFile::open_write_through(&path).await
+                    } else {
+                        DmaFile::open(&path).await
+                    }
+                    .expect("open");
+                    // SAFETY: F_GETFL on a descriptor the open file owns.
+                    let flags = unsafe { libc::fcntl(file.file.as_raw_fd(), libc::F_GETFL) };
+                    assert!(flags >= 0, "fcntl failed");
+                    dsync.push(flags & libc::O_DSYNC == libc::O_DSYNC);
+                    file.close().await.expect("close");
+                }
+                dsync
+            }
+        })
+        .expect("shard runs");
+        assert_eq!(results, vec![vec![false, true]]);
+    }
+
+    #[test]
     fn relative_directories_sync() {
         let dir = test_dir("relative");
         let results = run_shards(ShardSetConfig::new(1), move |_| {

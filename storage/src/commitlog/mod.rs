@@ -458,6 +458,15 @@ impl Inner {
         self.config.sync == SyncMode::Batch
     }
 
+    /// Test hook: takes one injected sync failure, if any is left.
+    fn injected_sync_failure(&self) -> Option<std::io::Error> {
+        let failing = self.failing_syncs.get();
+        (failing > 0).then(|| {
+            self.failing_syncs.set(failing - 1);
+            std::io::Error::other("injected sync failure")
+        })
+    }
+
     fn ring_preparer(&self) {
         let _ = self.preparer_doorbell.try_send(());
     }
@@ -709,12 +718,7 @@ impl State {
         );
         assert!(last_seq >= self.written_seq, "entries are written in order");
         self.written_seq = last_seq;
-        self.synced_seq = last_seq;
-        if self.durable_blocks.0 == segment_id {
-            self.durable_blocks.1 = self.durable_blocks.1.max(blocks);
-        }
-        self.stats.syncs += 1;
-        self.answer_waiters();
+        self.made_durable(last_seq, segment_id, blocks);
     }
 
     /// Whether some written entry is neither durable nor covered by the
@@ -737,8 +741,14 @@ impl State {
     fn sync_completed(&mut self, covered: u64, segment_id: u64, blocks: u32) {
         assert_eq!(self.syncing_seq, Some(covered), "the sync in flight");
         self.syncing_seq = None;
-        assert!(covered >= self.synced_seq, "durability only grows");
-        self.synced_seq = covered;
+        self.made_durable(covered, segment_id, blocks);
+    }
+
+    /// A sync (or write-through write) made entries up to `seq` and
+    /// `blocks` of `segment_id` durable: answers their waiters.
+    fn made_durable(&mut self, seq: u64, segment_id: u64, blocks: u32) {
+        assert!(seq >= self.synced_seq, "durability only grows");
+        self.synced_seq = seq;
         if self.durable_blocks.0 == segment_id {
             self.durable_blocks.1 = self.durable_blocks.1.max(blocks);
         }

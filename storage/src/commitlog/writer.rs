@@ -350,11 +350,11 @@ async fn write_all(
         let written = task.await;
         result = result.and(written);
     }
-    let failing = inner.failing_syncs.get();
-    if inner.write_through() && failing > 0 && result.is_ok() {
-        // A write-through write is the sync that fails (test hook).
-        inner.failing_syncs.set(failing - 1);
-        result = Err(std::io::Error::other("injected sync failure"));
+    if inner.write_through() && result.is_ok() {
+        // A write-through write is the sync an injected failure hits.
+        if let Some(injected) = inner.injected_sync_failure() {
+            result = Err(injected);
+        }
     }
     let path = || segment::path(&inner.dir, inner.shard, id);
     result.map_err(|e| CommitlogError::io("write segment", &path(), e))
@@ -370,12 +370,9 @@ fn take_batches(inner: &Inner) -> Vec<Sealed> {
 
 async fn fdatasync(inner: &Inner, file: &DmaFile, id: u64) -> Result<(), CommitlogError> {
     let path = segment::path(&inner.dir, inner.shard, id);
-    let failing = inner.failing_syncs.get();
-    let result = if failing > 0 {
-        inner.failing_syncs.set(failing - 1);
-        Err(std::io::Error::other("injected sync failure"))
-    } else {
-        file.fdatasync().await
+    let result = match inner.injected_sync_failure() {
+        Some(injected) => Err(injected),
+        None => file.fdatasync().await,
     };
     result.map_err(|e| CommitlogError::io("sync segment", &path, e))
 }
