@@ -178,6 +178,10 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                if !status.success() {
+                    // A signal (a crash at exit, say) has no exit code: say which.
+                    eprintln!("tessera exited on SIGTERM with {status}");
+                }
                 // As after kill9: sockets may outlive the process a moment.
                 self.wait_ports_closed();
                 return status.code();
