@@ -241,11 +241,15 @@ impl CqlServer {
     ) {
         let mut decoder = FrameDecoder::new(self.config.max_frame_bytes);
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        // When the bytes of the frames being decoded were read: a request's
+        // latency counts from there, so one clock read serves every request
+        // of a read, and waiting behind earlier requests of it is counted.
+        let mut arrived = scheduler::clock::monotonic_now();
         loop {
             loop {
                 match decoder.decode(&mut buf) {
                     Ok(Some(frame)) => {
-                        if !self.dispatch(conn, &mut decoder, frame).await {
+                        if !self.dispatch(conn, &mut decoder, frame, arrived).await {
                             return;
                         }
                     }
@@ -273,6 +277,7 @@ impl CqlServer {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.truncate(filled + n),
             }
+            arrived = scheduler::clock::monotonic_now();
         }
     }
 
@@ -286,6 +291,7 @@ impl CqlServer {
         conn: &Rc<Connection>,
         decoder: &mut FrameDecoder,
         frame: RequestFrame,
+        arrived: scheduler::clock::Instant,
     ) -> bool {
         self.observer.request(frame.opcode as u8);
         let version = frame.version;
@@ -327,10 +333,9 @@ impl CqlServer {
                 let conn = conn.clone();
                 self.in_flight.set(self.in_flight.get() + 1);
                 let mut task = Box::pin(async move {
-                    let started = scheduler::clock::monotonic_now();
                     let (response, warnings) = server.run_request_guarded(&conn, request).await;
                     conn.send(version, stream, &response, &warnings);
-                    server.observer.latency(started.elapsed());
+                    server.observer.latency(arrived.elapsed());
                     server.in_flight.set(server.in_flight.get() - 1);
                     drop(permit);
                 });

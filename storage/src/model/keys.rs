@@ -10,6 +10,23 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+/// Orders two byte strings exactly as `<[u8]>::cmp` does, without calling
+/// `memcmp` when either is empty.
+///
+/// An empty `Bytes` or `Vec` (every clustering key of a table without
+/// clustering columns) points at a dangling address, and glibc's EVEX
+/// `memcmp` reads short inputs with a masked vector load: with nothing to
+/// read at an unmapped address the CPU takes a microcode assist, about 70 ns
+/// a side here against 2 ns for a mapped one, which was 6-7 % of a
+/// single-row INSERT's CPU. Hot lookups by clustering key go through this.
+#[inline]
+pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    if a.is_empty() || b.is_empty() {
+        return a.len().cmp(&b.len());
+    }
+    a.cmp(b)
+}
+
 /// A partition key together with its token; the order of partitions on the ring.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DecoratedKey {
@@ -255,6 +272,17 @@ impl PartitionRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmp_bytes_orders_as_slices_do() {
+        let backing = [0_u8, 1, 255];
+        let keys: [&[u8]; 7] = [&[], &backing[..0], &[0], &[0, 0], &[1], &[255, 0], &backing];
+        for a in keys {
+            for b in keys {
+                assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     fn range(
         start: Option<(&'static [u8], bool)>,

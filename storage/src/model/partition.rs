@@ -74,7 +74,7 @@ impl Partition {
     }
 
     fn apply_row(&mut self, clustering: &Bytes, row: &Row, keep: Keep) -> isize {
-        match self.rows.get_mut(clustering) {
+        match self.rows.get_mut_bytes(clustering) {
             Some(existing) => merge_row_as(existing, row, keep),
             None => {
                 self.rows.insert(keep.bytes(clustering), keep.row(row));

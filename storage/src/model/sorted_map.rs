@@ -93,6 +93,22 @@ impl<K: Ord, V> SortedMap<K, V> {
         }
     }
 
+    /// The value of `key`, mutably, for a map keyed by byte strings: as
+    /// [`SortedMap::get_mut`], ordered by [`super::keys::cmp_bytes`] (no
+    /// `memcmp` on an empty key) while the map is small.
+    pub fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut V>
+    where
+        K: AsRef<[u8]> + Borrow<[u8]>,
+    {
+        match &mut self.repr {
+            Repr::Small(entries) => entries
+                .binary_search_by(|(k, _)| super::keys::cmp_bytes(k.as_ref(), key))
+                .ok()
+                .map(|i| &mut entries[i].1),
+            Repr::Large(map) => map.get_mut(key),
+        }
+    }
+
     /// Whether `key` has an entry.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -482,6 +498,25 @@ mod tests {
             let owned: Vec<_> = ours.into_iter().collect();
             let expected: Vec<_> = model.into_iter().map(|(k, v)| (k, v.wrapping_add(1))).collect();
             prop_assert_eq!(owned, expected);
+        }
+    }
+
+    proptest! {
+        /// The byte-keyed lookup finds what `get_mut` finds, empty keys
+        /// included, small and large.
+        #[test]
+        fn byte_keyed_lookup_agrees_with_get_mut(
+            keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3), 0..40),
+            probes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3), 8),
+        ) {
+            let mut map: SortedMap<bytes::Bytes, usize> = SortedMap::new();
+            for (i, key) in keys.iter().enumerate() {
+                map.insert(bytes::Bytes::copy_from_slice(key), i);
+            }
+            for probe in keys.iter().chain(&probes) {
+                let expected = map.get_mut(probe.as_slice()).map(|v| *v);
+                prop_assert_eq!(map.get_mut_bytes(probe).map(|v| *v), expected);
+            }
         }
     }
 
