@@ -996,8 +996,17 @@ async fn apply_operation(
                     return Ok(());
                 };
                 let remove: Vec<&[u8]> = types::parse_collection(&v)?;
-                let current =
-                    read_elements(plan, proxy, key, clustering, col, params_now(w)).await?;
+                // Read-before-write is rare: boxed, so that every other
+                // write's future does not carry a read's state.
+                let current = Box::pin(read_elements(
+                    plan,
+                    proxy,
+                    key,
+                    clustering,
+                    col,
+                    params_now(w),
+                ))
+                .await?;
                 for (path, value) in current {
                     if remove
                         .iter()
@@ -1040,7 +1049,16 @@ async fn apply_operation(
             };
             let path = match &col.ty {
                 CqlType::List { .. } => {
-                    list_path_at(plan, proxy, key, clustering, col, &k, params_now(w)).await?
+                    Box::pin(list_path_at(
+                        plan,
+                        proxy,
+                        key,
+                        clustering,
+                        col,
+                        &k,
+                        params_now(w),
+                    ))
+                    .await?
                 }
                 _ => {
                     let mut path = Vec::new();
@@ -1079,7 +1097,16 @@ async fn apply_operation(
             let path = match &col.ty {
                 CqlType::List { .. } => {
                     let k = eval(key_term, &CqlType::Int, ctx)?.required("list index")?;
-                    list_path_at(plan, proxy, key, clustering, col, &k, params_now(w)).await?
+                    Box::pin(list_path_at(
+                        plan,
+                        proxy,
+                        key,
+                        clustering,
+                        col,
+                        &k,
+                        params_now(w),
+                    ))
+                    .await?
                 }
                 CqlType::Set { elem: key_ty, .. } | CqlType::Map { key: key_ty, .. } => {
                     let k =

@@ -701,8 +701,16 @@ impl QueryProcessor {
             {
                 table.apply(&mutation, None);
             }
-            return select::execute_select(plan, DataSource::Local(&table), ctx, &page, now_secs)
-                .await;
+            // Boxed: system tables are read rarely, and every read's future
+            // would otherwise make room for this second select's state too.
+            return Box::pin(select::execute_select(
+                plan,
+                DataSource::Local(&table),
+                ctx,
+                &page,
+                now_secs,
+            ))
+            .await;
         }
         select::execute_select(plan, DataSource::Proxy(&self.proxy), ctx, &page, now_secs).await
     }

@@ -574,8 +574,10 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every request's future is boxed (and so copied) once: it must not
-    /// carry the state of rare statements or copies of its inner futures.
+    /// Every request's future is boxed (and so copied, whole) once: it must
+    /// not carry the state of rare statements (scans, system tables, list
+    /// read-before-write are boxed where they are awaited) or copies of its
+    /// inner futures. 3 048 bytes when this bound was set.
     #[test]
     fn a_request_future_stays_small() {
         let request_bytes = future_bytes(
@@ -584,7 +586,7 @@ mod tests {
             },
         );
         assert!(
-            request_bytes <= 4096,
+            request_bytes <= 3200,
             "request future of {request_bytes} bytes"
         );
     }

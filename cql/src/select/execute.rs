@@ -539,7 +539,11 @@ pub async fn execute_select(
     if !reader.ranges.is_empty() {
         match partitions {
             Partitions::Keys(keys) => reader.read_keys(&mut em, &keys, state.as_ref()).await?,
-            Partitions::Range(range) => reader.read_range(&mut em, range, state.as_ref()).await?,
+            // Boxed: a scan's future is large, and a point read's future
+            // would otherwise carry its room (it is copied once per request).
+            Partitions::Range(range) => {
+                Box::pin(reader.read_range(&mut em, range, state.as_ref())).await?
+            }
             Partitions::Empty => {}
         }
     }
