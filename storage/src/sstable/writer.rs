@@ -465,7 +465,11 @@ impl SstableWriter {
         let path = |c: Component| c.path(&dir, generation);
         let chunk_table = compression.encode().await;
         write_file(&path(Component::CompressionInfo), &chunk_table).await?;
-        write_file(&path(Component::Summary), &encode_summary(&self.summary)).await?;
+        write_file(
+            &path(Component::Summary),
+            &encode_summary(&self.summary).await,
+        )
+        .await?;
         let filter = self.filter.encode().await;
         write_file(&path(Component::Filter), &filter).await?;
         write_file(
