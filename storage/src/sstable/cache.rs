@@ -7,7 +7,8 @@
 //! the partition layout. Compaction does not use it: it reads each chunk of its inputs
 //! once, front to back (`sstable::scan`), and would only evict what reads need. SSTables are immutable, so an entry never goes stale: it is keyed by
 //! the SSTable's cache id (unique on the shard, never reused) and the chunk index, and is
-//! dropped when the SSTable is dropped or by eviction.
+//! dropped when the SSTable is dropped (its memory freed a few chunks per later cache
+//! call, not all at once) or by eviction.
 //!
 //! Eviction is least-recently-used under a byte budget (the sum of the cached chunks'
 //! decompressed lengths). Only chunks that passed their CRC and decompressed to their
@@ -58,10 +59,19 @@ struct Entry {
     last_used: u64,
 }
 
+/// Chunks of a forgotten SSTable freed per cache lookup or insert.
+const RELEASED_FREED_PER_CALL: usize = 8;
+
 #[derive(Default)]
 struct Inner {
     capacity_bytes: usize,
     entries: BTreeMap<ChunkId, Entry>,
+    /// Chunks of forgotten SSTables not freed yet: freeing a whole SSTable's
+    /// chunks at once (64 MiB, thousands of buffers handed back to the OS)
+    /// held the shard for ~10 ms at the end of a compaction, so they go a
+    /// few per cache call (and first when room is needed). Counted in
+    /// `held_bytes` until freed.
+    released: Vec<Rc<[u8]>>,
     /// `last_used` tick → chunk; the first entry is the least recently used.
     recency: BTreeMap<u64, ChunkId>,
     tick: u64,
@@ -127,6 +137,7 @@ impl ChunkCache {
     /// The cached chunk, counting a hit or a miss.
     pub(crate) fn get(&self, id: ChunkId) -> Option<Rc<[u8]>> {
         let mut inner = self.inner.borrow_mut();
+        inner.free_released(RELEASED_FREED_PER_CALL);
         inner.tick += 1;
         let tick = inner.tick;
         let Some(entry) = inner.entries.get_mut(&id) else {
@@ -144,6 +155,7 @@ impl ChunkCache {
     /// Caches a verified, decompressed chunk; one larger than the whole budget is not kept.
     pub(crate) fn insert(&self, id: ChunkId, bytes: Rc<[u8]>) {
         let mut inner = self.inner.borrow_mut();
+        inner.free_released(RELEASED_FREED_PER_CALL);
         let len = bytes.len();
         if len > inner.capacity_bytes {
             return;
@@ -165,7 +177,9 @@ impl ChunkCache {
         inner.stats.inserts += 1;
     }
 
-    /// Drops every chunk of an SSTable (it is being closed or dropped).
+    /// Drops every chunk of an SSTable (it is being closed or dropped): no
+    /// lookup finds them any more; their memory is freed over the next
+    /// cache calls.
     pub(crate) fn forget_sstable(&self, sstable: u64) {
         let mut inner = self.inner.borrow_mut();
         let first = ChunkId { sstable, chunk: 0 };
@@ -176,7 +190,10 @@ impl ChunkCache {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            inner.remove(id);
+            if let Some(entry) = inner.entries.remove(&id) {
+                inner.recency.remove(&entry.last_used);
+                inner.released.push(entry.bytes);
+            }
         }
     }
 }
@@ -191,7 +208,20 @@ impl Inner {
         true
     }
 
+    /// Frees up to `count` chunks of forgotten SSTables.
+    fn free_released(&mut self, count: usize) {
+        for _ in 0..count {
+            let Some(bytes) = self.released.pop() else {
+                return;
+            };
+            self.stats.held_bytes -= bytes.len() as u64;
+        }
+    }
+
     fn evict_to(&mut self, budget: usize) {
+        while self.stats.held_bytes > budget as u64 && !self.released.is_empty() {
+            self.free_released(1);
+        }
         while self.stats.held_bytes > budget as u64 {
             let Some((_, id)) = self.recency.pop_first() else {
                 return;
@@ -204,8 +234,9 @@ impl Inner {
     }
 }
 
-/// An SSTable's membership in a cache: dropping it drops the SSTable's chunks, so a
-/// deleted SSTable never holds memory after its reader is gone.
+/// An SSTable's membership in a cache: dropping it drops the SSTable's chunks (no
+/// lookup finds them; their memory, still counted in the budget, is freed over the
+/// next cache calls), so a deleted SSTable's chunks never outlast its reader for long.
 pub(crate) struct CacheHandle {
     pub cache: Rc<ChunkCache>,
     pub sstable: u64,
@@ -291,9 +322,44 @@ mod tests {
         }
         drop(first);
         assert_eq!(cache.stats().entries, 4);
+        // The forgotten chunks are held until a cache call frees them.
+        assert_eq!(cache.stats().held_bytes, 8_000);
+        assert!(cache.get(second.id(0)).is_some());
         assert_eq!(cache.stats().held_bytes, 4_000);
         cache.set_capacity_bytes(2_500);
         assert_eq!(cache.stats().entries, 2);
         assert!(cache.get(second.id(3)).is_some());
+    }
+
+    /// A forgotten SSTable's chunks are freed a few per call, and before
+    /// any live chunk is evicted for room.
+    #[test]
+    fn forgotten_chunks_are_freed_gradually_and_first() {
+        let cache = ChunkCache::new(100 * 1_000);
+        let old = CacheHandle::new(Rc::clone(&cache));
+        let live = CacheHandle::new(Rc::clone(&cache));
+        for i in 0..90 {
+            cache.insert(old.id(i), chunk(1_000, 1));
+        }
+        for i in 0..10 {
+            cache.insert(live.id(i), chunk(1_000, 2));
+        }
+        drop(old);
+        assert_eq!(cache.stats().held_bytes, 100_000);
+        assert!(cache.get(live.id(0)).is_some());
+        let freed_one_call = 100_000 - cache.stats().held_bytes;
+        assert_eq!(freed_one_call, (RELEASED_FREED_PER_CALL * 1_000) as u64);
+        // A full cache makes room from the forgotten chunks, not the live ones.
+        cache.insert(live.id(10), chunk(1_000, 2));
+        assert_eq!(cache.stats().entries, 11);
+        assert_eq!(cache.stats().evictions, 0);
+        for _ in 0..20 {
+            cache.get(live.id(1));
+        }
+        assert_eq!(
+            cache.stats().held_bytes,
+            11_000,
+            "all forgotten chunks freed"
+        );
     }
 }
