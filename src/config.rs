@@ -103,6 +103,7 @@ pub struct Config {
     pub commitlog_total_space_in_mb: Option<u64>,
     pub smp: Option<u32>,
     pub pin_shards: bool,
+    pub transparent_huge_pages: bool,
     pub memory: Option<String>,
     pub memtable_space_fraction: f64,
     pub memtable_total_space_in_mb: Option<u64>,
@@ -158,6 +159,7 @@ impl Default for Config {
             commitlog_total_space_in_mb: None,
             smp: None,
             pin_shards: true,
+            transparent_huge_pages: false,
             memory: None,
             memtable_space_fraction: 0.25,
             memtable_total_space_in_mb: None,
@@ -712,6 +714,7 @@ mod tests {
                 ("native_transport_port", "9043"),
                 ("cluster_name", "123"),
                 ("pin_shards", "false"),
+                ("transparent_huge_pages", "true"),
                 ("smp", "2"),
                 ("memory", "4G"),
                 ("commitlog_sync", "batch"),
@@ -725,6 +728,7 @@ mod tests {
         assert_eq!(config.native_transport_port, 9043);
         assert_eq!(config.cluster_name, "123");
         assert!(!config.pin_shards);
+        assert!(config.transparent_huge_pages);
         assert_eq!(config.smp, Some(2));
         assert_eq!(config.memory_bytes().expect("valid"), Some(4 << 30));
         assert_eq!(config.commitlog_sync, CommitlogSync::Batch);

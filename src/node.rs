@@ -119,7 +119,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut shard_set = ShardSetConfig::new(shard_count);
     shard_set.pin = shared.config.pin_shards;
     ensure_memlock_limit(shard_count, shard_set.io_memory_bytes);
-    disable_transparent_huge_pages();
+    if !shared.config.transparent_huge_pages {
+        disable_transparent_huge_pages();
+    }
     let results = run_shards(shard_set, move |shard| {
         let shared = shared.clone();
         async move { run_shard(shard, shared).await.map_err(|e| format!("{e:#}")) }
@@ -487,8 +489,9 @@ fn load_identity(data_dir: &Path, num_tokens: u32) -> anyhow::Result<NodeIdentit
     }
 }
 
-/// Turns transparent huge pages off for this process. The allocator asks for
-/// them on its large regions, and the first touch of such a page zeroes
+/// Turns transparent huge pages off for this process (unless
+/// `transparent_huge_pages` is set). The allocator asks for them on its
+/// large regions, and the first touch of such a page zeroes
 /// 2 MiB at once and may compact memory first: measured here, a shard held
 /// for 5-10 ms while a compaction's output filter and summary were encoded,
 /// the reads queued behind it. Small pages fault a few microseconds at a
