@@ -1049,16 +1049,7 @@ async fn apply_operation(
             };
             let path = match &col.ty {
                 CqlType::List { .. } => {
-                    Box::pin(list_path_at(
-                        plan,
-                        proxy,
-                        key,
-                        clustering,
-                        col,
-                        &k,
-                        params_now(w),
-                    ))
-                    .await?
+                    list_path_at(plan, proxy, key, clustering, col, &k, params_now(w)).await?
                 }
                 _ => {
                     let mut path = Vec::new();
@@ -1097,16 +1088,7 @@ async fn apply_operation(
             let path = match &col.ty {
                 CqlType::List { .. } => {
                     let k = eval(key_term, &CqlType::Int, ctx)?.required("list index")?;
-                    Box::pin(list_path_at(
-                        plan,
-                        proxy,
-                        key,
-                        clustering,
-                        col,
-                        &k,
-                        params_now(w),
-                    ))
-                    .await?
+                    list_path_at(plan, proxy, key, clustering, col, &k, params_now(w)).await?
                 }
                 CqlType::Set { elem: key_ty, .. } | CqlType::Map { key: key_ty, .. } => {
                     let k =
@@ -1292,7 +1274,8 @@ async fn list_path_at(
     now_secs: i32,
 ) -> Result<Bytes, CqlError> {
     let index = be_i32(index)?;
-    let elements = read_elements(plan, proxy, key, clustering, col, now_secs).await?;
+    // Boxed, as read-before-write is rare (see `apply_operation`).
+    let elements = Box::pin(read_elements(plan, proxy, key, clustering, col, now_secs)).await?;
     usize::try_from(index)
         .ok()
         .and_then(|i| elements.get(i))
