@@ -72,6 +72,12 @@ impl Parser {
         loop {
             let key = self.property_constant()?;
             self.expect(&TokenKind::Colon, "':'")?;
+            if self.peek().kind == TokenKind::Word && self.peek().text.eq_ignore_ascii_case("null")
+            {
+                // An option cannot be unset this way: say which one.
+                let message = format!("Invalid null value for property '{}'", key.text);
+                return Err(Self::error_at(self.peek(), message));
+            }
             entries.push((key, self.property_constant()?));
             if !self.eat(&TokenKind::Comma) {
                 break;

@@ -592,6 +592,10 @@ fn error_positions_and_messages() {
             "CREATE TABLE select (k int PRIMARY KEY)",
             "line 1:13 mismatched input 'select' expecting identifier",
         ),
+        (
+            "CREATE TABLE t (k int PRIMARY KEY) WITH compression = {'chunk_length_in_kb': null}",
+            "line 1:77 Invalid null value for property 'chunk_length_in_kb'",
+        ),
     ];
     for (text, expected) in cases {
         let err = parse_statement(text).expect_err(text);
