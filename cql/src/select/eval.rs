@@ -20,9 +20,22 @@ pub(super) fn eval_values(
 ) -> Result<Vec<Bytes>, CqlError> {
     match plan {
         ValuesPlan::Eq(t) => Ok(vec![required(t, ty, ctx, what)?]),
-        ValuesPlan::In(InValues::List(terms)) => {
-            terms.iter().map(|t| required(t, ty, ctx, what)).collect()
-        }
+        ValuesPlan::In(InValues::List(terms)) => terms
+            .iter()
+            .map(|t| {
+                if let (Term::Tuple(items), CqlType::Tuple(types)) = (t, ty) {
+                    // Too few elements is the tuple's own error (`tuple_parts`);
+                    // too many is the list literal's, as Cassandra words it.
+                    if items.len() > types.len() {
+                        return Err(invalid(format!(
+                            "Invalid list literal for in{what}: value {t} is not of type frozen<{}>",
+                            ty.cql_name()
+                        )));
+                    }
+                }
+                required(t, ty, ctx, what)
+            })
+            .collect(),
         ValuesPlan::In(InValues::Marker(m)) => {
             let list = CqlType::list(ty.clone(), false);
             match eval(&Term::Bind(m.clone()), &list, ctx)? {

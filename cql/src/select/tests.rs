@@ -260,6 +260,23 @@ fn wildcard_selects_schema_order_and_static_only_partitions() {
 }
 
 #[test]
+fn a_multi_column_in_with_a_wrong_tuple_size_says_so_as_cassandra_does() {
+    let f = sample(false);
+    let short = f.err("SELECT v FROM t WHERE pk = 1 AND (c1, c2) IN ((1), (2, 1))");
+    assert!(
+        short.contains("Expected 2 elements in value tuple, but got 1"),
+        "{short}"
+    );
+    let long = f.err("SELECT v FROM t WHERE pk = 1 AND (c1, c2) IN ((1, 2, 3), (2, 1))");
+    assert!(
+        long.contains(
+            "Invalid list literal for in(c1,c2): value (1, 2, 3) is not of type frozen<tuple<int, int>>"
+        ),
+        "{long}"
+    );
+}
+
+#[test]
 fn partition_in_returns_sorted_distinct_keys() {
     let f = sample(false);
     let rows = f.ints("SELECT pk FROM t WHERE pk IN (3, 1, 3) AND c1 = 0 AND c2 = 0");
