@@ -98,11 +98,11 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// `memcmp` on an empty key) while the map is small.
     pub fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut V>
     where
-        K: AsRef<[u8]> + Borrow<[u8]>,
+        K: Borrow<[u8]>,
     {
         match &mut self.repr {
             Repr::Small(entries) => entries
-                .binary_search_by(|(k, _)| super::keys::cmp_bytes(k.as_ref(), key))
+                .binary_search_by(|(k, _)| super::keys::cmp_bytes(k.borrow(), key))
                 .ok()
                 .map(|i| &mut entries[i].1),
             Repr::Large(map) => map.get_mut(key),

@@ -190,21 +190,27 @@ impl ChunkCache {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            if let Some(entry) = inner.entries.remove(&id) {
-                inner.recency.remove(&entry.last_used);
-                inner.released.push(entry.bytes);
+            if let Some(bytes) = inner.unlink(id) {
+                inner.released.push(bytes);
             }
         }
     }
 }
 
 impl Inner {
+    /// Takes `id` out of the index and the recency order; its bytes stay
+    /// counted in `held_bytes` until the caller frees them.
+    fn unlink(&mut self, id: ChunkId) -> Option<Rc<[u8]>> {
+        let entry = self.entries.remove(&id)?;
+        self.recency.remove(&entry.last_used);
+        Some(entry.bytes)
+    }
+
     fn remove(&mut self, id: ChunkId) -> bool {
-        let Some(entry) = self.entries.remove(&id) else {
+        let Some(bytes) = self.unlink(id) else {
             return false;
         };
-        self.recency.remove(&entry.last_used);
-        self.stats.held_bytes -= entry.bytes.len() as u64;
+        self.stats.held_bytes -= bytes.len() as u64;
         true
     }
 
